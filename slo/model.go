@@ -1,0 +1,275 @@
+// Package slo is slogate's domain: the SLO model, loading OpenSLO v1, Sloth
+// prometheus/v1 and slogate GatePolicy files into it, validation, and the
+// error-budget and burn-rate arithmetic. It does no I/O beyond reading SLO
+// files and imports nothing else of slogate.
+package slo
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Position is where something was declared: a file and a 1-based line.
+type Position struct {
+	File string
+	Line int
+}
+
+func (p Position) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
+
+// SourceType names the kind of telemetry backend an SLI query is sent to.
+type SourceType string
+
+const (
+	SourcePrometheus    SourceType = "prometheus"
+	SourceElasticsearch SourceType = "elasticsearch"
+	SourceTempo         SourceType = "tempo"
+)
+
+// Objective is one service level objective: a target for an SLI over a
+// time window.
+type Objective struct {
+	Name        string
+	DisplayName string
+	Service     string
+	Description string
+	// Target is the fraction of good events wanted, in (0,1).
+	Target float64
+	Window Window
+	// Budgeting is the budgeting method; only Occurrences is supported.
+	Budgeting string
+	SLI       SLI
+	Alerting  Alerting
+	Labels    map[string]string
+	// Format is the file format the objective came from: "openslo" or "sloth".
+	Format string
+	Pos    Position
+}
+
+// ErrorBudget is the fraction of events allowed to be bad: 1 − target.
+func (o Objective) ErrorBudget() float64 { return 1 - o.Target }
+
+// Tiers returns the multi-window multi-burn-rate alert tiers in force for
+// the objective (the default table less the disabled severities).
+func (o Objective) Tiers() []Tier {
+	var out []Tier
+	for _, t := range DefaultTiers {
+		if t.Severity == SeverityPage && o.Alerting.PageDisabled {
+			continue
+		}
+		if t.Severity == SeverityTicket && o.Alerting.TicketDisabled {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Alerting holds the per-objective alerting settings (Sloth's alerting
+// block; OpenSLO alert policies map onto it).
+type Alerting struct {
+	Name           string
+	Labels         map[string]string
+	Annotations    map[string]string
+	PageDisabled   bool
+	TicketDisabled bool
+	// Policies names the OpenSLO AlertPolicies attached to the objective.
+	Policies []string
+}
+
+// RawType tells what a raw ratio query measures.
+type RawType string
+
+const (
+	RawSuccess RawType = "success" // the query returns the good ratio
+	RawFailure RawType = "failure" // the query returns the error ratio
+)
+
+// SLI is a ratio of events. Either Total with exactly one of Good or Bad
+// (event counts), or Raw with RawType (a ratio measured directly).
+type SLI struct {
+	Name    string
+	Good    *Query
+	Bad     *Query
+	Total   *Query
+	Raw     *Query
+	RawType RawType
+	Pos     Position
+}
+
+// IsRaw reports whether the SLI is a directly measured ratio.
+func (s SLI) IsRaw() bool { return s.Raw != nil }
+
+// Queries returns the SLI's queries, in a fixed order (good, bad, total, raw),
+// skipping absent ones.
+func (s SLI) Queries() []*Query {
+	var out []*Query
+	for _, q := range []*Query{s.Good, s.Bad, s.Total, s.Raw} {
+		if q != nil {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// SourceType returns the type of the backend the SLI is measured from.
+func (s SLI) SourceType() SourceType {
+	if qs := s.Queries(); len(qs) > 0 {
+		return qs[0].Source
+	}
+	return ""
+}
+
+// Query is one metric query of an SLI, for one backend.
+type Query struct {
+	Source SourceType
+	// DataSource names an OpenSLO DataSource; empty means the default one.
+	DataSource string
+	// PromQL is set for Prometheus. When Windowed is false it is an
+	// expression over counters, which the collector turns into increases
+	// over the measured range; when Windowed is true it contains
+	// {{.window}} and is rendered with the range before it is run.
+	PromQL   string
+	Windowed bool
+	// Elasticsearch is set for Elasticsearch.
+	Elasticsearch *ElasticsearchQuery
+	// Tempo is set for traces.
+	Tempo *TempoQuery
+	Pos   Position
+}
+
+// ElasticsearchQuery selects documents (log lines, events) in an index.
+type ElasticsearchQuery struct {
+	// Index is an index name or pattern, e.g. "logs-checkout-*".
+	Index string
+	// TimestampField is the date field the range applies to (default
+	// "@timestamp").
+	TimestampField string
+	// Query is an Elasticsearch query DSL clause as JSON, e.g.
+	// {"term":{"service.name":"checkout"}}; empty matches every document.
+	Query string
+}
+
+// TempoQuery selects spans with a TraceQL spanset filter.
+type TempoQuery struct {
+	// TraceQL is a spanset filter, e.g.
+	// {resource.service.name="checkout" && status=error}.
+	TraceQL string
+}
+
+// Service is an OpenSLO Service.
+type Service struct {
+	Name        string
+	DisplayName string
+	Description string
+	Pos         Position
+}
+
+// DataSource is an OpenSLO DataSource: a named backend with connection
+// details. slogate reads only its type and URL.
+type DataSource struct {
+	Name string
+	Type SourceType
+	URL  string
+	Pos  Position
+}
+
+// AlertPolicy is an OpenSLO AlertPolicy with its conditions resolved.
+type AlertPolicy struct {
+	Name       string
+	Conditions []AlertCondition
+	Targets    []string
+	Pos        Position
+}
+
+// AlertCondition is an OpenSLO burn-rate AlertCondition.
+type AlertCondition struct {
+	Name           string
+	Severity       string
+	Op             string
+	Threshold      float64
+	LookbackWindow time.Duration
+	AlertAfter     time.Duration
+	Pos            Position
+}
+
+// AlertNotificationTarget is an OpenSLO AlertNotificationTarget.
+type AlertNotificationTarget struct {
+	Name        string
+	Target      string
+	Description string
+	Pos         Position
+}
+
+// Set is everything loaded from a tree of SLO files.
+type Set struct {
+	Objectives  []Objective
+	Policies    []GatePolicy
+	Services    map[string]Service
+	DataSources map[string]DataSource
+	AlertPolicy map[string]AlertPolicy
+	Targets     map[string]AlertNotificationTarget
+	// Files is the number of files read.
+	Files int
+}
+
+// Objective returns the objective with the given name.
+func (s *Set) Objective(name string) (Objective, bool) {
+	for _, o := range s.Objectives {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return Objective{}, false
+}
+
+// ByService returns the objectives of one service, in load order.
+func (s *Set) ByService(service string) []Objective {
+	var out []Objective
+	for _, o := range s.Objectives {
+		if o.Service == service {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// ServiceNames returns every service that has an objective, sorted.
+func (s *Set) ServiceNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, o := range s.Objectives {
+		if !seen[o.Service] {
+			seen[o.Service] = true
+			out = append(out, o.Service)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Policy returns the gate policy for a service in an environment: the
+// first policy naming that service whose environments include env (or
+// that lists none), else DefaultPolicy.
+func (s *Set) Policy(service, env string) GatePolicy {
+	for _, p := range s.Policies {
+		if p.Service != service {
+			continue
+		}
+		if len(p.Environments) == 0 {
+			return p
+		}
+		for _, e := range p.Environments {
+			if e == env {
+				return p
+			}
+		}
+	}
+	return DefaultPolicy(service)
+}

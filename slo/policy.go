@@ -1,0 +1,82 @@
+package slo
+
+import "time"
+
+// OnNoData says what the gate answers when data is missing or a source
+// failed: never promote.
+type OnNoData string
+
+const (
+	NoDataHalt OnNoData = "halt"
+	NoDataWait OnNoData = "wait"
+)
+
+// GatePolicy is slogate's own kind (apiVersion slogate.dev/v1): which checks
+// the gate runs for a service, and their thresholds.
+type GatePolicy struct {
+	Name         string
+	Service      string
+	Environments []string
+	Budget       BudgetPolicy
+	Verification VerificationPolicy
+	// Canary is nil when canary-vs-baseline comparison is off.
+	Canary   *CanaryPolicy
+	OnNoData OnNoData
+	// Default is true for the policy made up for a service that has none.
+	Default bool
+	Pos     Position
+}
+
+// BudgetPolicy is the error-budget check run before a deploy.
+type BudgetPolicy struct {
+	// MinRemaining is the fraction of budget that must be left, in [0,1).
+	MinRemaining float64
+	// Disabled turns the check off.
+	Disabled bool
+}
+
+// VerificationPolicy is the post-deploy check of a new version.
+type VerificationPolicy struct {
+	MinDuration  time.Duration
+	MinEvents    float64
+	MaxBurnRate  float64
+	VersionLabel string
+	Disabled     bool
+}
+
+// CanaryPolicy is the canary-vs-baseline comparison.
+type CanaryPolicy struct {
+	// Tolerance is how much worse (absolute error ratio) the canary may be.
+	Tolerance float64
+	// Confidence is the confidence level of the one-sided test, in (0,1).
+	Confidence float64
+}
+
+// Defaults of the policy given to a service with SLOs but no GatePolicy,
+// documented in docs/slo-files.md.
+const (
+	DefaultMinDuration  = 10 * time.Minute
+	DefaultMinEvents    = 100
+	DefaultMaxBurnRate  = 2
+	DefaultVersionLabel = "version"
+	DefaultConfidence   = 0.95
+)
+
+// DefaultPolicy is the policy of a service that has SLOs but no GatePolicy:
+// the budget must not be spent, a new version must not burn faster than
+// 2× for 10 minutes and 100 events, no canary comparison, halt on no data.
+func DefaultPolicy(service string) GatePolicy {
+	return GatePolicy{
+		Name:    service + "-default",
+		Service: service,
+		Budget:  BudgetPolicy{MinRemaining: 0},
+		Verification: VerificationPolicy{
+			MinDuration:  DefaultMinDuration,
+			MinEvents:    DefaultMinEvents,
+			MaxBurnRate:  DefaultMaxBurnRate,
+			VersionLabel: DefaultVersionLabel,
+		},
+		OnNoData: NoDataHalt,
+		Default:  true,
+	}
+}
