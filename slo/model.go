@@ -255,21 +255,25 @@ func (s *Set) ServiceNames() []string {
 }
 
 // Policy returns the gate policy for a service in an environment: the
-// first policy naming that service whose environments include env (or
-// that lists none), else DefaultPolicy.
+// policy of that service listing env, else its policy listing no
+// environment, else DefaultPolicy.
 func (s *Set) Policy(service, env string) GatePolicy {
-	for _, p := range s.Policies {
+	var catchAll *GatePolicy
+	for i, p := range s.Policies {
 		if p.Service != service {
 			continue
 		}
 		if len(p.Environments) == 0 {
-			return p
+			catchAll = &s.Policies[i]
 		}
 		for _, e := range p.Environments {
 			if e == env {
 				return p
 			}
 		}
+	}
+	if catchAll != nil {
+		return *catchAll
 	}
 	return DefaultPolicy(service)
 }
