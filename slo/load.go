@@ -127,7 +127,7 @@ type loader struct {
 	objectives []Objective
 	// pendingRefs are metric sources resolved once every file is read.
 	pendingRefs []sourceRef
-	seen       map[string]Position // kind/name → first declaration
+	seen        map[string]Position // kind/name → first declaration
 }
 
 func newLoader() *loader {

@@ -180,7 +180,6 @@ type gatePolicyDoc struct {
 	} `yaml:"spec"`
 }
 
-
 func validLabelName(s string) bool {
 	if s == "" {
 		return false
