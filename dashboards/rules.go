@@ -170,6 +170,16 @@ func num(v float64) string { return strconv.FormatFloat(round(v), 'f', -1, 64) }
 // percent writes a ratio as a percentage: 0.999 → 99.9%.
 func percent(v float64) string { return num(v*100) + "%" }
 
+// approx writes a derived figure for people, to 4 significant digits:
+// 0.233333333333 → 0.2333.
+func approx(v float64) string {
+	s := strconv.FormatFloat(v, 'g', 4, 64)
+	if strings.ContainsAny(s, "e") {
+		return num(v)
+	}
+	return s
+}
+
 // selector is the AST of metric{slogate_service="…",slogate_slo="…"}.
 func (o objective) selector(metric string) *parser.VectorSelector {
 	return &parser.VectorSelector{
@@ -410,8 +420,8 @@ func (o objective) description(sev slo.Severity, tiers []slo.Tier) string {
 	var parts []string
 	for _, t := range tiers {
 		f := t.Factor(o.period)
-		parts = append(parts, fmt.Sprintf("%s× the budget (error ratio %s) over both %s and %s",
-			num(f), percent(f*o.budget), slo.PromDuration(t.LongWindow), slo.PromDuration(t.ShortWindow)))
+		parts = append(parts, fmt.Sprintf("%s× the budget (error ratio %s%%) over both %s and %s",
+			approx(f), approx(f*o.budget*100), slo.PromDuration(t.LongWindow), slo.PromDuration(t.ShortWindow)))
 	}
 	text := fmt.Sprintf("SLO %s of service %s has a target of %s over %s, an error budget of %s. "+
 		"This %s fires when the error ratio exceeds %s.",
