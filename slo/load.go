@@ -218,6 +218,8 @@ type document struct {
 	root  *yaml.Node
 	l     *loader
 	lines map[string]int // field path → line
+	// reported holds the fields with a problem already.
+	reported map[string]bool
 }
 
 func (d *document) pos(path string) Position {
@@ -233,7 +235,17 @@ func (d *document) pos(path string) Position {
 	}
 }
 
+// errorf reports a problem of the field at path; a field already reported
+// in this document is not reported again (a mistyped value is not also
+// "required").
 func (d *document) errorf(path, format string, args ...any) {
+	if d.reported == nil {
+		d.reported = map[string]bool{}
+	}
+	if path != "" && d.reported[path] {
+		return
+	}
+	d.reported[path] = true
 	d.l.add(d.pos(path), path, format, args...)
 }
 
@@ -252,31 +264,27 @@ func (d *document) scalar(key string) (string, bool) {
 }
 
 // decode checks node against the shape of out (unknown fields, wrong
-// kinds, with their lines) and decodes it when the shape is right.
+// kinds, with their lines) and decodes what it can: a field of the wrong
+// kind is reported once and left zero, and the caller goes on validating
+// the rest, so one run reports every problem. It returns false only when
+// the node is not a mapping at all.
 func (d *document) decode(node *yaml.Node, out any, path string) bool {
-	before := len(d.l.problems)
-	d.walk(node, reflect.TypeOf(out).Elem(), path)
-	if len(d.l.problems) > before {
+	d.walk(node, reflect.TypeOf(out).Elem(), path, 0)
+	err := node.Decode(out)
+	var te *yaml.TypeError
+	switch {
+	case err == nil:
+	case errors.As(err, &te):
+		// Every kind mismatch was reported by walk, with its field.
+	default:
+		d.errorf(path, "%v", err)
 		return false
 	}
-	if err := node.Decode(out); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, e := range te.Errors {
-				pos := Position{File: d.file}
-				if m := regexp.MustCompile(`^line (\d+): (.*)$`).FindStringSubmatch(e); m != nil {
-					pos.Line, _ = strconv.Atoi(m[1])
-					e = m[2]
-				}
-				d.l.add(pos, path, "%s", e)
-			}
-		} else {
-			d.errorf(path, "%v", err)
-		}
-		return false
-	}
-	return true
+	return node.Kind == yaml.MappingNode
 }
+
+// maxDepth bounds how deep a document is walked (aliases can loop).
+const maxDepth = 32
 
 var (
 	nodeType      = reflect.TypeOf(yaml.Node{})
@@ -292,7 +300,11 @@ func join(path, field string) string {
 
 // walk records the line of every field and reports fields the type does
 // not know and scalars of the wrong kind.
-func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
+func (d *document) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if depth > maxDepth {
+		d.errorf(path, "nested deeper than %d levels", maxDepth)
+		return
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -334,7 +346,7 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
 				d.errorf(fp, "unknown field (known: %s)", strings.Join(names, ", "))
 				continue
 			}
-			d.walk(v, f.Type, fp)
+			d.walk(v, f.Type, fp, depth+1)
 			d.lines[fp] = k.Line
 		}
 	case reflect.Map:
@@ -344,7 +356,7 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			fp := join(path, n.Content[i].Value)
-			d.walk(n.Content[i+1], t.Elem(), fp)
+			d.walk(n.Content[i+1], t.Elem(), fp, depth+1)
 			d.lines[fp] = n.Content[i].Line
 		}
 	case reflect.Slice:
@@ -353,7 +365,7 @@ func (d *document) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		for i, c := range n.Content {
-			d.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			d.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), depth+1)
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {

@@ -241,9 +241,7 @@ func (d *document) openSLO(kind string) {
 }
 
 func (d *document) slo(doc *osDoc[osSLOSpec]) {
-	if !d.checkName(doc.Metadata.Name, "metadata.name") {
-		return
-	}
+	named := d.checkName(doc.Metadata.Name, "metadata.name")
 	spec := &doc.Spec
 	r := &rawSLO{pos: d.pos("metadata.name"), file: d.file, name: doc.Metadata.Name}
 	r.obj = Objective{
@@ -363,7 +361,7 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		if o.Indicator != nil || o.IndicatorRef != "" {
 			d.errorf(path+".indicatorRef", "composite SLOs are not supported yet")
 		}
-		if d.l.declare("SLO", obj.Name, obj.Pos, "metadata.name") {
+		if named && d.l.declare("SLO", obj.Name, obj.Pos, "metadata.name") {
 			rr := *r
 			rr.obj = obj
 			d.l.slos = append(d.l.slos, &rr)

@@ -31,11 +31,11 @@ func IsWindowed(q string) bool { return strings.Contains(q, windowMarker) }
 func RenderWindow(q string, window time.Duration) (string, error) {
 	tpl, err := template.New("query").Option("missingkey=error").Parse(q)
 	if err != nil {
-		return "", fmt.Errorf("template: %w", err)
+		return "", err
 	}
 	var b bytes.Buffer
 	if err := tpl.Execute(&b, map[string]string{"window": PromDuration(window)}); err != nil {
-		return "", fmt.Errorf("template: %w", err)
+		return "", err
 	}
 	return b.String(), nil
 }
