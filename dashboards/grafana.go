@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
@@ -255,20 +256,25 @@ func (o objective) panels(id, y *int) ([]any, error) {
 		errs = append(errs, err)
 		burnTargets = append(burnTargets, t)
 	}
-	var steps []any
-	steps = append(steps, obj{"color": "green", "value": nil})
-	seen := map[float64]bool{}
+	// Threshold steps, ascending as Grafana reads them: one per alert
+	// factor, red for a page, orange for a ticket only.
+	colors := map[float64]string{}
 	for _, t := range o.Tiers() {
 		f := round(t.Factor(o.period))
-		if seen[f] {
-			continue
-		}
-		seen[f] = true
-		color := "orange"
 		if t.Severity == slo.SeverityPage {
-			color = "red"
+			colors[f] = "red"
+		} else if colors[f] == "" {
+			colors[f] = "orange"
 		}
-		steps = append(steps, obj{"color": color, "value": f})
+	}
+	factors := make([]float64, 0, len(colors))
+	for f := range colors {
+		factors = append(factors, f)
+	}
+	sort.Float64s(factors)
+	steps := []any{obj{"color": "green", "value": nil}}
+	for _, f := range factors {
+		steps = append(steps, obj{"color": colors[f], "value": f})
 	}
 	burn := timeseries(next(), "Burn rate per window",
 		"Error ratio over each window divided by the error budget; 1 spends the budget exactly over the SLO period. Threshold lines: the alert factors.",
