@@ -50,4 +50,20 @@
 //
 // Objectives measured from a source other than Prometheus have no rules and
 // no panels: the rule file lists them in a comment.
+//
+// # Grafana
+//
+// One dashboard per service (schema 39, uid DashboardUID(service), title
+// "SLOs: <service>"), querying only the recorded series above through a
+// ${datasource} variable of type prometheus. Per objective, a row with:
+// the error budget remaining (stat), the burn rate over every window of
+// slo.BurnRateWindows (error ratio / budget, with the alert factors as
+// threshold lines), and the SLI over the period and over 1h against the
+// target. Deploys are drawn from the Grafana annotations tagged "slogate"
+// and the service's name (built-in Grafana datasource, type tags), the tags
+// slogate's Grafana notifier posts them with.
+//
+// The rule file is YAML written by this package (no YAML library), and
+// every PromQL expression in either output is parsed again with
+// slo.ParsePromQL before it is accepted.
 package dashboards

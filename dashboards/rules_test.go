@@ -42,6 +42,11 @@ func TestRulesPassPromtoolCheck(t *testing.T) {
 			Alerting: slo.Alerting{PageDisabled: true, TicketDisabled: true},
 		}}},
 		"an empty set is a valid empty rule file": {},
+		"names that look like templates or PromQL stay data": {Objectives: []slo.Objective{{
+			Name: `odd{{.x}}"}`, Service: `shop{{ $value }}\`, Target: 0.99, Window: slo.Rolling(28 * slo.Day),
+			Alerting: slo.Alerting{Name: "OddBurn"},
+			SLI:      slo.SLI{Good: promQuery(`sum(ok_total)`), Total: promQuery(`sum(requests_total)`)},
+		}}},
 	}
 	for name, set := range tests {
 		t.Run(name, func(t *testing.T) {
