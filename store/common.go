@@ -1,0 +1,280 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	defaultLimit = 50
+	maxLimit     = 1000
+)
+
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return defaultLimit
+	case n > maxLimit:
+		return maxLimit
+	default:
+		return n
+	}
+}
+
+// prepareDeploy validates d, fills its defaults and returns the hash of the
+// request body the idempotency key is bound to.
+func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
+	var errs []error
+	for _, f := range []struct{ name, v string }{{"service", d.Service}, {"environment", d.Environment}, {"version", d.Version}} {
+		if strings.TrimSpace(f.v) == "" {
+			errs = append(errs, fmt.Errorf("deploy: %s is required: %w", f.name, ErrInvalid))
+		}
+	}
+	if d.Status != "" && !validStatus(d.Status) {
+		errs = append(errs, fmt.Errorf("deploy: unknown status %q: %w", d.Status, ErrInvalid))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Deploy{}, "", err
+	}
+	d.StartedAt = UTC(d.StartedAt)
+	d.FinishedAt = utcPtr(d.FinishedAt)
+	if len(d.Labels) == 0 {
+		d.Labels = nil
+	} else {
+		d.Labels = maps.Clone(d.Labels)
+	}
+	body, err := json.Marshal(struct {
+		Service, Environment, Version, PreviousVersion, Commit, PipelineURL, Strategy, Status string
+		Labels                                                                                map[string]string
+		StartedAt                                                                             time.Time
+		FinishedAt                                                                            *time.Time
+	}{d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy, d.Status, d.Labels, d.StartedAt, d.FinishedAt})
+	if err != nil {
+		return Deploy{}, "", fmt.Errorf("deploy: %w", err)
+	}
+	sum := sha256.Sum256(body)
+
+	if d.ID == "" {
+		d.ID = NewID("dep")
+	}
+	if d.Status == "" {
+		d.Status = StatusRunning
+	}
+	d.CreatedAt = UTC(now)
+	if d.StartedAt.IsZero() {
+		d.StartedAt = d.CreatedAt
+	}
+	return d, hex.EncodeToString(sum[:]), nil
+}
+
+func validStatus(s string) bool {
+	switch s {
+	case StatusRunning, StatusSucceeded, StatusFailed, StatusRolledBack:
+		return true
+	}
+	return false
+}
+
+func validFinalStatus(s string) bool {
+	return s != StatusRunning && validStatus(s)
+}
+
+func prepareDecision(d Decision, now time.Time) (Decision, error) {
+	var errs []error
+	if strings.TrimSpace(d.Service) == "" {
+		errs = append(errs, fmt.Errorf("decision: service is required: %w", ErrInvalid))
+	}
+	if strings.TrimSpace(d.Environment) == "" {
+		errs = append(errs, fmt.Errorf("decision: environment is required: %w", ErrInvalid))
+	}
+	switch d.Decision {
+	case DecisionPromote, DecisionHalt, DecisionWait:
+	default:
+		errs = append(errs, fmt.Errorf("decision: unknown decision %q: %w", d.Decision, ErrInvalid))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Decision{}, err
+	}
+	if d.EvaluationID == "" {
+		d.EvaluationID = NewID("ev")
+	}
+	d.EvaluatedAt = UTC(d.EvaluatedAt)
+	if d.EvaluatedAt.IsZero() {
+		d.EvaluatedAt = UTC(now)
+	}
+	if d.Body == nil {
+		d.Body = []byte{}
+	}
+	return d, nil
+}
+
+func sameDecision(a, b Decision) bool {
+	return a.Service == b.Service && a.Environment == b.Environment && a.Version == b.Version &&
+		a.DeployID == b.DeployID && a.Decision == b.Decision && a.Reason == b.Reason &&
+		string(a.Body) == string(b.Body) && a.EvaluatedAt.Equal(b.EvaluatedAt)
+}
+
+func prepareOverride(o Override, now time.Time) (Override, error) {
+	var errs []error
+	for _, f := range []struct{ name, v string }{{"service", o.Service}, {"environment", o.Environment}, {"reason", o.Reason}, {"createdBy", o.CreatedBy}} {
+		if strings.TrimSpace(f.v) == "" {
+			errs = append(errs, fmt.Errorf("override: %s is required: %w", f.name, ErrInvalid))
+		}
+	}
+	if o.ID == "" {
+		o.ID = NewID("ovr")
+	}
+	o.CreatedAt = UTC(o.CreatedAt)
+	if o.CreatedAt.IsZero() {
+		o.CreatedAt = UTC(now)
+	}
+	o.ExpiresAt = UTC(o.ExpiresAt)
+	if !o.ExpiresAt.After(o.CreatedAt) {
+		errs = append(errs, fmt.Errorf("override: expiresAt must be after %s: %w", o.CreatedAt.Format(time.RFC3339), ErrInvalid))
+	}
+	if o.RevokedAt != nil || o.RevokedBy != "" {
+		errs = append(errs, fmt.Errorf("override: a new override cannot be revoked already: %w", ErrInvalid))
+	}
+	return o, errors.Join(errs...)
+}
+
+func overrideDetail(o Override) string {
+	b, _ := json.Marshal(map[string]string{
+		"service": o.Service, "environment": o.Environment, "reason": o.Reason,
+		"expiresAt": o.ExpiresAt.Format(time.RFC3339Nano),
+	})
+	return string(b)
+}
+
+func prepareAudit(e AuditEntry, now time.Time) (AuditEntry, error) {
+	if strings.TrimSpace(e.Action) == "" {
+		return AuditEntry{}, fmt.Errorf("audit: action is required: %w", ErrInvalid)
+	}
+	e.At = UTC(e.At)
+	if e.At.IsZero() {
+		e.At = UTC(now)
+	}
+	return e, nil
+}
+
+func prepareOutbox(msgs []OutboxMessage, now time.Time) ([]OutboxMessage, error) {
+	out := make([]OutboxMessage, 0, len(msgs))
+	for i, m := range msgs {
+		if m.Key == "" || m.Peer == "" {
+			return nil, fmt.Errorf("outbox message %d: key and peer are required: %w", i, ErrInvalid)
+		}
+		m.CreatedAt = UTC(m.CreatedAt)
+		if m.CreatedAt.IsZero() {
+			m.CreatedAt = UTC(now)
+		}
+		m.NextAttemptAt = UTC(m.NextAttemptAt)
+		if m.NextAttemptAt.IsZero() {
+			m.NextAttemptAt = m.CreatedAt
+		}
+		if m.Payload == nil {
+			m.Payload = []byte{}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// A cursor is the sort key of the last row of a page: a time and an id,
+// opaque to callers.
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if ts, id, ok := strings.Cut(string(b), "|"); ok {
+			if us, err := strconv.ParseInt(ts, 10, 64); err == nil {
+				return time.UnixMicro(us).UTC(), id, nil
+			}
+		}
+	}
+	return time.Time{}, "", fmt.Errorf("cursor %q: %w", c, ErrInvalid)
+}
+
+func encodeIDCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("a|" + strconv.FormatInt(id, 10)))
+}
+
+func decodeIDCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if s, ok := strings.CutPrefix(string(b), "a|"); ok {
+			if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return id, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("cursor %q: %w", c, ErrInvalid)
+}
+
+// where builds a conjunction of conditions written with "?" placeholders,
+// renumbered for the dialect.
+type where struct {
+	conds []string
+	args  []any
+	ph    func(n int) string
+}
+
+func (w *where) add(cond string, args ...any) {
+	var b strings.Builder
+	for _, r := range cond {
+		if r == '?' {
+			w.args = append(w.args, args[0])
+			args = args[1:]
+			b.WriteString(w.ph(len(w.args)))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	w.conds = append(w.conds, b.String())
+}
+
+// arg adds an argument without a condition (e.g. for LIMIT) and returns its
+// placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return w.ph(len(w.args))
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+func decodeLabels(b []byte) (map[string]string, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+func encodeLabels(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}

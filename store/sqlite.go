@@ -1,0 +1,851 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// SQLite durability: the journal is a write-ahead log (WAL) and
+// synchronous=FULL, so every commit fsyncs the WAL before it returns. A
+// commit that returned is therefore on disk: it survives kill -9 (which
+// NORMAL would survive too, as the WAL is in the OS page cache) and also a
+// power loss or kernel crash (which NORMAL would not). "?synchronous=normal"
+// in the DSN chooses NORMAL.
+//
+// One writer connection serialises every write (BEGIN IMMEDIATE, so a
+// transaction never has to upgrade its lock and fail with SQLITE_BUSY); a
+// pool of query_only connections serves reads concurrently from the WAL
+// snapshot. busy_timeout covers another process writing the same file.
+const (
+	sqliteBusyTimeoutMS = 10000
+	sqliteReaders       = 4
+)
+
+type sqliteStore struct {
+	w, r   *sql.DB
+	path   string
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	leaders map[string]*os.File
+	closed  bool
+}
+
+func openSQLite(ctx context.Context, spec string, logger *slog.Logger) (Store, error) {
+	spec = strings.TrimPrefix(spec, "//")
+	p, rawQuery, _ := strings.Cut(spec, "?")
+	if p == "" || p == ":memory:" || strings.HasPrefix(p, "file:") {
+		return nil, fmt.Errorf("store: sqlite: want sqlite:PATH to a file, got %q: %w", p, ErrInvalid)
+	}
+	syncMode := "FULL"
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite: options: %v: %w", err, ErrInvalid)
+	}
+	for k, v := range q {
+		switch {
+		case k == "synchronous" && len(v) == 1 && (strings.EqualFold(v[0], "full") || strings.EqualFold(v[0], "normal")):
+			syncMode = strings.ToUpper(v[0])
+		default:
+			return nil, fmt.Errorf("store: sqlite: unknown option %s=%v (known: synchronous=full|normal): %w", k, v, ErrInvalid)
+		}
+	}
+	if dir := filepath.Dir(p); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: sqlite: %w", err)
+		}
+	}
+
+	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", sqliteBusyTimeoutMS)
+	w, err := sql.Open("sqlite", p+"?"+common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &sqliteStore{w: w, path: p, logger: logger, leaders: map[string]*os.File{}}
+
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: sqlite %s: %w", p, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, fmt.Errorf("store: sqlite %s: journal_mode is %q, want wal", p, mode)
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	s.r, err = sql.Open("sqlite", p+"?"+common+"&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	s.r.SetMaxOpenConns(sqliteReaders)
+	s.r.SetMaxIdleConns(sqliteReaders)
+	if err := s.r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: sqlite %s: %w", p, err)
+	}
+	logger.Debug("sqlite store open", "path", p, "synchronous", syncMode)
+	return s, nil
+}
+
+func (s *sqliteStore) migrate(ctx context.Context) error {
+	ms, err := migrations("sqlite")
+	if err != nil {
+		return fmt.Errorf("store: sqlite migrations: %w", err)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+			return fmt.Errorf("store: sqlite migrations: %w", err)
+		}
+		applied := map[int]bool{}
+		rows, err := tx.QueryContext(ctx, "SELECT version FROM schema_migrations")
+		if err != nil {
+			return fmt.Errorf("store: sqlite migrations: %w", err)
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			applied[v] = true
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if applied[m.version] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("store: sqlite migration %s: %w", m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+				m.version, m.name, time.Now().UnixMicro()); err != nil {
+				return fmt.Errorf("store: sqlite migration %s: %w", m.name, err)
+			}
+			s.logger.Info("applied migration", "dialect", "sqlite", "migration", m.name)
+		}
+		return nil
+	})
+}
+
+// tx runs fn in a write transaction (BEGIN IMMEDIATE on the one writer).
+func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func us(t time.Time) int64 { return t.UnixMicro() }
+
+func fromUS(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func nullUS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func fromNullUS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromUS(v.Int64)
+	return &t
+}
+
+func sqlitePH(int) string { return "?" }
+
+type scanner interface{ Scan(dest ...any) error }
+
+const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at"
+
+func scanSQLiteDeploy(sc scanner, extra ...any) (Deploy, error) {
+	var d Deploy
+	var labels string
+	var started, created int64
+	var finished sql.NullInt64
+	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
+		&d.PipelineURL, &d.Strategy, &labels, &started, &finished, &d.Status, &created}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return Deploy{}, err
+	}
+	var err error
+	if d.Labels, err = decodeLabels([]byte(labels)); err != nil {
+		return Deploy{}, err
+	}
+	d.StartedAt, d.CreatedAt, d.FinishedAt = fromUS(started), fromUS(created), fromNullUS(finished)
+	return d, nil
+}
+
+func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey string, outbox ...OutboxMessage) (Deploy, bool, error) {
+	now := time.Now()
+	d, hash, err := prepareDeploy(d, now)
+	if err != nil {
+		return Deploy{}, false, err
+	}
+	msgs, err := prepareOutbox(outbox, now)
+	if err != nil {
+		return Deploy{}, false, err
+	}
+	var out Deploy
+	created := false
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if idempotencyKey != "" {
+			var h string
+			existing, err := scanSQLiteDeploy(tx.QueryRowContext(ctx,
+				"SELECT "+sqliteDeployCols+", request_hash FROM deploys WHERE idempotency_key = ?", idempotencyKey), &h)
+			switch {
+			case err == nil && h == hash:
+				out = existing
+				return nil
+			case err == nil:
+				return fmt.Errorf("deploy with idempotency key %q: %w", idempotencyKey, ErrIdempotencyConflict)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
+		var one int
+		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM deploys WHERE id = ?", d.ID).Scan(&one); {
+		case err == nil:
+			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
+			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt),
+			sql.NullString{String: idempotencyKey, Valid: idempotencyKey != ""}, hash); err != nil {
+			return err
+		}
+		if err := sqliteEnqueue(ctx, tx, msgs); err != nil {
+			return err
+		}
+		out, created = d, true
+		return nil
+	})
+	if err != nil {
+		return Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
+	}
+	return out, created, nil
+}
+
+func (s *sqliteStore) GetDeploy(ctx context.Context, id string) (Deploy, error) {
+	d, err := scanSQLiteDeploy(s.r.QueryRowContext(ctx, "SELECT "+sqliteDeployCols+" FROM deploys WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deploy{}, fmt.Errorf("store: deploy %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Deploy{}, fmt.Errorf("store: deploy %s: %w", id, err)
+	}
+	return d, nil
+}
+
+func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error) {
+	w := where{ph: sqlitePH}
+	if f.Service != "" {
+		w.add("service = ?", f.Service)
+	}
+	if f.Environment != "" {
+		w.add("environment = ?", f.Environment)
+	}
+	if !f.Since.IsZero() {
+		w.add("started_at >= ?", us(UTC(f.Since)))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: list deploys: %w", err)
+		}
+		w.add("(started_at, id) < (?, ?)", us(t), id)
+	}
+	limit := pageLimit(f.Limit)
+	q := "SELECT " + sqliteDeployCols + " FROM deploys" + w.String() + " ORDER BY started_at DESC, id DESC LIMIT " + w.arg(limit+1)
+	rows, err := s.r.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list deploys: %w", err)
+	}
+	defer rows.Close()
+	var out []Deploy
+	for rows.Next() {
+		d, err := scanSQLiteDeploy(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: list deploys: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("store: list deploys: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeCursor(last.StartedAt, last.ID)
+	}
+	return out, next, nil
+}
+
+func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time) (Deploy, error) {
+	if !validFinalStatus(status) {
+		return Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
+	}
+	finishedAt = UTC(finishedAt)
+	if finishedAt.IsZero() {
+		finishedAt = UTC(time.Now())
+	}
+	var out Deploy
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE deploys SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
+			status, us(finishedAt), id, StatusRunning); err != nil {
+			return err
+		}
+		d, err := scanSQLiteDeploy(tx.QueryRowContext(ctx, "SELECT "+sqliteDeployCols+" FROM deploys WHERE id = ?", id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if d.Status != status {
+			return fmt.Errorf("already %s: %w", d.Status, ErrConflict)
+		}
+		out = d
+		return nil
+	})
+	if err != nil {
+		return Deploy{}, fmt.Errorf("store: finish deploy %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) LatestDeploy(ctx context.Context, service, env string, before time.Time) (Deploy, error) {
+	d, err := scanSQLiteDeploy(s.r.QueryRowContext(ctx, "SELECT "+sqliteDeployCols+
+		" FROM deploys WHERE service = ? AND environment = ? AND started_at < ? ORDER BY started_at DESC, id DESC LIMIT 1",
+		service, env, us(UTC(before))))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, ErrNotFound)
+	}
+	if err != nil {
+		return Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, err)
+	}
+	return d, nil
+}
+
+const sqliteDecisionCols = "evaluation_id, service, environment, version, deploy_id, decision, reason, body, evaluated_at"
+
+func scanSQLiteDecision(sc scanner) (Decision, error) {
+	var d Decision
+	var at int64
+	if err := sc.Scan(&d.EvaluationID, &d.Service, &d.Environment, &d.Version, &d.DeployID, &d.Decision, &d.Reason, &d.Body, &at); err != nil {
+		return Decision{}, err
+	}
+	if d.Body == nil {
+		d.Body = []byte{}
+	}
+	d.EvaluatedAt = fromUS(at)
+	return d, nil
+}
+
+func (s *sqliteStore) SaveDecision(ctx context.Context, d Decision, outbox ...OutboxMessage) (Decision, error) {
+	now := time.Now()
+	d, err := prepareDecision(d, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	msgs, err := prepareOutbox(outbox, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		existing, err := scanSQLiteDecision(tx.QueryRowContext(ctx, "SELECT "+sqliteDecisionCols+" FROM decisions WHERE evaluation_id = ?", d.EvaluationID))
+		switch {
+		case err == nil && sameDecision(existing, d):
+			return nil
+		case err == nil:
+			return fmt.Errorf("evaluation %s already stored with another body: %w", d.EvaluationID, ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO decisions ("+sqliteDecisionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			d.EvaluationID, d.Service, d.Environment, d.Version, d.DeployID, d.Decision, d.Reason, d.Body, us(d.EvaluatedAt)); err != nil {
+			return err
+		}
+		return sqliteEnqueue(ctx, tx, msgs)
+	})
+	if err != nil {
+		return Decision{}, fmt.Errorf("store: save decision: %w", err)
+	}
+	return d, nil
+}
+
+func (s *sqliteStore) GetDecision(ctx context.Context, id string) (Decision, error) {
+	d, err := scanSQLiteDecision(s.r.QueryRowContext(ctx, "SELECT "+sqliteDecisionCols+" FROM decisions WHERE evaluation_id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Decision{}, fmt.Errorf("store: decision %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("store: decision %s: %w", id, err)
+	}
+	return d, nil
+}
+
+func (s *sqliteStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, string, error) {
+	w := where{ph: sqlitePH}
+	if f.Service != "" {
+		w.add("service = ?", f.Service)
+	}
+	if f.Environment != "" {
+		w.add("environment = ?", f.Environment)
+	}
+	if f.DeployID != "" {
+		w.add("deploy_id = ?", f.DeployID)
+	}
+	if !f.Since.IsZero() {
+		w.add("evaluated_at >= ?", us(UTC(f.Since)))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: list decisions: %w", err)
+		}
+		w.add("(evaluated_at, evaluation_id) < (?, ?)", us(t), id)
+	}
+	limit := pageLimit(f.Limit)
+	q := "SELECT " + sqliteDecisionCols + " FROM decisions" + w.String() + " ORDER BY evaluated_at DESC, evaluation_id DESC LIMIT " + w.arg(limit+1)
+	rows, err := s.r.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list decisions: %w", err)
+	}
+	defer rows.Close()
+	var out []Decision
+	for rows.Next() {
+		d, err := scanSQLiteDecision(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: list decisions: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("store: list decisions: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = encodeCursor(last.EvaluatedAt, last.EvaluationID)
+	}
+	return out, next, nil
+}
+
+const sqliteOverrideCols = "id, service, environment, reason, created_by, created_at, expires_at, revoked_at, revoked_by"
+
+func scanSQLiteOverride(sc scanner) (Override, error) {
+	var o Override
+	var created, expires int64
+	var revoked sql.NullInt64
+	if err := sc.Scan(&o.ID, &o.Service, &o.Environment, &o.Reason, &o.CreatedBy, &created, &expires, &revoked, &o.RevokedBy); err != nil {
+		return Override{}, err
+	}
+	o.CreatedAt, o.ExpiresAt, o.RevokedAt = fromUS(created), fromUS(expires), fromNullUS(revoked)
+	return o, nil
+}
+
+func (s *sqliteStore) CreateOverride(ctx context.Context, o Override) (Override, error) {
+	now := time.Now()
+	o, err := prepareOverride(o, now)
+	if err != nil {
+		return Override{}, err
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM overrides WHERE id = ?", o.ID).Scan(&one); {
+		case err == nil:
+			return fmt.Errorf("override %s already exists: %w", o.ID, ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO overrides ("+sqliteOverrideCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			o.ID, o.Service, o.Environment, o.Reason, o.CreatedBy, us(o.CreatedAt), us(o.ExpiresAt), nullUS(nil), ""); err != nil {
+			return err
+		}
+		return sqliteAudit(ctx, tx, AuditEntry{At: UTC(now), Actor: o.CreatedBy, Action: ActionOverrideCreated, Subject: o.ID, Detail: overrideDetail(o)})
+	})
+	if err != nil {
+		return Override{}, fmt.Errorf("store: create override: %w", err)
+	}
+	return o, nil
+}
+
+func (s *sqliteStore) RevokeOverride(ctx context.Context, id, by string) (Override, error) {
+	if strings.TrimSpace(by) == "" {
+		return Override{}, fmt.Errorf("store: revoke override %s: who revokes is required: %w", id, ErrInvalid)
+	}
+	now := UTC(time.Now())
+	var out Override
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE overrides SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL", us(now), by, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		o, err := scanSQLiteOverride(tx.QueryRowContext(ctx, "SELECT "+sqliteOverrideCols+" FROM overrides WHERE id = ?", id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("already revoked by %s: %w", o.RevokedBy, ErrConflict)
+		}
+		out = o
+		return sqliteAudit(ctx, tx, AuditEntry{At: now, Actor: by, Action: ActionOverrideRevoked, Subject: o.ID, Detail: overrideDetail(o)})
+	})
+	if err != nil {
+		return Override{}, fmt.Errorf("store: revoke override %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) ActiveOverride(ctx context.Context, service, env string, at time.Time) (Override, bool, error) {
+	t := us(UTC(at))
+	o, err := scanSQLiteOverride(s.r.QueryRowContext(ctx, "SELECT "+sqliteOverrideCols+` FROM overrides
+		WHERE service = ? AND environment = ? AND created_at <= ? AND expires_at > ? AND (revoked_at IS NULL OR revoked_at > ?)
+		ORDER BY created_at DESC, id DESC LIMIT 1`, service, env, t, t, t))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Override{}, false, nil
+	}
+	if err != nil {
+		return Override{}, false, fmt.Errorf("store: active override of %s/%s: %w", service, env, err)
+	}
+	return o, true, nil
+}
+
+func sqliteAudit(ctx context.Context, tx *sql.Tx, e AuditEntry) error {
+	_, err := tx.ExecContext(ctx, "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+		us(e.At), e.Actor, e.Action, e.Subject, e.Detail)
+	return err
+}
+
+func (s *sqliteStore) Audit(ctx context.Context, e AuditEntry) error {
+	e, err := prepareAudit(e, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.tx(ctx, func(tx *sql.Tx) error { return sqliteAudit(ctx, tx, e) }); err != nil {
+		return fmt.Errorf("store: audit: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error) {
+	w := where{ph: sqlitePH}
+	if f.Actor != "" {
+		w.add("actor = ?", f.Actor)
+	}
+	if f.Action != "" {
+		w.add("action = ?", f.Action)
+	}
+	if f.Subject != "" {
+		w.add("subject = ?", f.Subject)
+	}
+	if !f.Since.IsZero() {
+		w.add("at >= ?", us(UTC(f.Since)))
+	}
+	if f.Cursor != "" {
+		id, err := decodeIDCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: list audit: %w", err)
+		}
+		w.add("id < ?", id)
+	}
+	limit := pageLimit(f.Limit)
+	rows, err := s.r.QueryContext(ctx, "SELECT id, at, actor, action, subject, detail FROM audit_log"+w.String()+
+		" ORDER BY id DESC LIMIT "+w.arg(limit+1), w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Detail); err != nil {
+			return nil, "", fmt.Errorf("store: list audit: %w", err)
+		}
+		e.At = fromUS(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("store: list audit: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = encodeIDCursor(out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
+func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []OutboxMessage) error {
+	for _, m := range msgs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (key, peer, payload, attempts, next_attempt_at, created_at)
+			VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (key) DO NOTHING`,
+			m.Key, m.Peer, m.Payload, us(m.NextAttemptAt), us(m.CreatedAt)); err != nil {
+			return fmt.Errorf("outbox %s: %w", m.Key, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
+	msgs, err := prepareOutbox(outbox, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.tx(ctx, func(tx *sql.Tx) error { return sqliteEnqueue(ctx, tx, msgs) }); err != nil {
+		return fmt.Errorf("store: enqueue: %w", err)
+	}
+	return nil
+}
+
+const sqliteOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error"
+
+func scanSQLiteOutbox(sc scanner) (OutboxMessage, error) {
+	var m OutboxMessage
+	var next, created int64
+	var delivered sql.NullInt64
+	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &m.Attempts, &next, &created, &delivered, &m.LastError); err != nil {
+		return OutboxMessage{}, err
+	}
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	m.NextAttemptAt, m.CreatedAt, m.DeliveredAt = fromUS(next), fromUS(created), fromNullUS(delivered)
+	return m, nil
+}
+
+func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error) {
+	if limit <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("store: claim outbox: limit and lease must be positive: %w", ErrInvalid)
+	}
+	now = UTC(now)
+	w := where{ph: sqlitePH}
+	leaseUntil := w.arg(us(now.Add(lease)))
+	w.add("delivered_at IS NULL")
+	w.add("next_attempt_at <= ?", us(now))
+	w.add("(lease_until IS NULL OR lease_until <= ?)", us(now))
+	if peer != "" {
+		w.add("peer = ?", peer)
+	}
+	q := "UPDATE outbox SET lease_until = " + leaseUntil + ", attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox" +
+		w.String() + " ORDER BY next_attempt_at, id LIMIT " + w.arg(limit) + ") RETURNING " + sqliteOutboxCols
+	var out []OutboxMessage
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, q, w.args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanSQLiteOutbox(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim outbox: %w", err)
+	}
+	sortOutbox(out)
+	return out, nil
+}
+
+func sortOutbox(ms []OutboxMessage) {
+	sort.Slice(ms, func(i, j int) bool {
+		if !ms[i].NextAttemptAt.Equal(ms[j].NextAttemptAt) {
+			return ms[i].NextAttemptAt.Before(ms[j].NextAttemptAt)
+		}
+		return ms[i].ID < ms[j].ID
+	})
+}
+
+// outboxUpdate runs an update of one undelivered message; when it touches
+// nothing, it tells an unknown id (ErrNotFound) from a delivered one.
+func (s *sqliteStore) outboxUpdate(ctx context.Context, id int64, q string, args ...any) (delivered bool, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, "SELECT 1 FROM outbox WHERE id = ?", id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("outbox message %d: %w", id, ErrNotFound)
+		}
+		delivered = err == nil
+		return err
+	})
+	return delivered, err
+}
+
+func (s *sqliteStore) MarkDelivered(ctx context.Context, id int64) error {
+	if _, err := s.outboxUpdate(ctx, id, "UPDATE outbox SET delivered_at = ?, lease_until = NULL WHERE id = ? AND delivered_at IS NULL",
+		us(UTC(time.Now())), id); err != nil {
+		return fmt.Errorf("store: mark delivered: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) MarkFailed(ctx context.Context, id int64, errMsg string, next time.Time) error {
+	delivered, err := s.outboxUpdate(ctx, id, "UPDATE outbox SET last_error = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ? AND delivered_at IS NULL",
+		errMsg, us(UTC(next)), id)
+	if err == nil && delivered {
+		err = fmt.Errorf("outbox message %d was delivered: %w", id, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store: mark failed: %w", err)
+	}
+	return nil
+}
+
+const outboxStatsSQL = `SELECT
+	COALESCE(SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND lease_until > %[1]s THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND last_error <> '' THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+	MIN(CASE WHEN delivered_at IS NULL THEN created_at END)
+	FROM outbox`
+
+func (s *sqliteStore) OutboxStats(ctx context.Context) (OutboxStats, error) {
+	var st OutboxStats
+	var oldest sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(outboxStatsSQL, "?"), us(UTC(time.Now()))).Scan(
+		&st.Pending, &st.Leased, &st.Retrying, &st.Delivered, &oldest); err != nil {
+		return OutboxStats{}, fmt.Errorf("store: outbox stats: %w", err)
+	}
+	st.OldestPending = fromNullUS(oldest)
+	return st, nil
+}
+
+func (s *sqliteStore) PurgeOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", us(UTC(deliveredBefore)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: purge outbox: %w", err)
+	}
+	return n, nil
+}
+
+// TryLeader takes an exclusive flock on PATH.leader-NAME.lock: exclusive
+// across Store instances and processes on this host, released by release,
+// Close, or the death of the process.
+func (s *sqliteStore) TryLeader(ctx context.Context, name string) (func(), bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return func() {}, false, errors.New("store: try leader: store is closed")
+	}
+	if f, ok := s.leaders[name]; ok {
+		return s.releaseLeader(name, f), true, nil
+	}
+	f, err := os.OpenFile(s.path+".leader-"+url.PathEscape(name)+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return func() {}, false, fmt.Errorf("store: try leader %s: %w", name, err)
+	}
+	ok, err := tryLockFile(f)
+	if err != nil || !ok {
+		f.Close()
+		if err != nil {
+			return func() {}, false, fmt.Errorf("store: try leader %s: %w", name, err)
+		}
+		return func() {}, false, nil
+	}
+	s.leaders[name] = f
+	return s.releaseLeader(name, f), true, nil
+}
+
+func (s *sqliteStore) releaseLeader(name string, f *os.File) func() {
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.leaders[name] == f {
+			delete(s.leaders, name)
+			f.Close() // closing the descriptor drops the flock
+		}
+	}
+}
+
+func (s *sqliteStore) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for name, f := range s.leaders {
+		f.Close()
+		delete(s.leaders, name)
+	}
+	s.mu.Unlock()
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	return errors.Join(errs...)
+}
