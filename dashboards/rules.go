@@ -308,15 +308,18 @@ func (o objective) alerts() (yseq, error) {
 	if !metricName.MatchString(name) {
 		errs = append(errs, fmt.Errorf("alerting.name %q: must match %s", name, metricName))
 	}
-	for _, k := range sortedKeys(o.Alerting.Labels) {
-		if !labelName.MatchString(k) {
-			errs = append(errs, fmt.Errorf("alerting.labels: %q is not a label name", k))
+	checkNames := func(field, what string, m map[string]string) {
+		for _, k := range sortedKeys(m) {
+			if !labelName.MatchString(k) {
+				errs = append(errs, fmt.Errorf("%s: %q is not %s", field, k, what))
+			}
 		}
 	}
-	for _, k := range sortedKeys(o.Alerting.Annotations) {
-		if !labelName.MatchString(k) {
-			errs = append(errs, fmt.Errorf("alerting.annotations: %q is not an annotation name", k))
-		}
+	checkNames("alerting.labels", "a label name", o.Alerting.Labels)
+	checkNames("alerting.annotations", "an annotation name", o.Alerting.Annotations)
+	for _, sev := range []slo.Severity{slo.SeverityPage, slo.SeverityTicket} {
+		checkNames("alerting."+string(sev)+"_alert.labels", "a label name", o.Alerting.SeverityLabels[sev])
+		checkNames("alerting."+string(sev)+"_alert.annotations", "an annotation name", o.Alerting.SeverityAnnotations[sev])
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -337,8 +340,10 @@ func (o objective) alerts() (yseq, error) {
 			return nil, err
 		}
 		lbls := map[string]string{}
-		for k, v := range o.Alerting.Labels {
-			lbls[k] = v
+		for _, m := range []map[string]string{o.Alerting.Labels, o.Alerting.SeverityLabels[sev]} {
+			for k, v := range m {
+				lbls[k] = v
+			}
 		}
 		lbls[AlertLabelSeverity] = string(sev)
 		lbls[AlertLabelService] = o.Service
@@ -347,8 +352,10 @@ func (o objective) alerts() (yseq, error) {
 			"summary":     o.summary(sev),
 			"description": o.description(sev, tiers),
 		}
-		for k, v := range o.Alerting.Annotations {
-			ann[k] = v
+		for _, m := range []map[string]string{o.Alerting.Annotations, o.Alerting.SeverityAnnotations[sev]} {
+			for k, v := range m {
+				ann[k] = v
+			}
 		}
 		out = append(out, ymap{
 			{"alert", name},

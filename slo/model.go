@@ -79,6 +79,10 @@ type Alerting struct {
 	Annotations    map[string]string
 	PageDisabled   bool
 	TicketDisabled bool
+	// SeverityLabels and SeverityAnnotations are added to one severity's
+	// alert only (Sloth's page_alert / ticket_alert labels and annotations).
+	SeverityLabels      map[Severity]map[string]string
+	SeverityAnnotations map[Severity]map[string]string
 	// Policies names the OpenSLO AlertPolicies attached to the objective.
 	Policies []string
 }

@@ -83,6 +83,12 @@ func (d *document) sloth() {
 				Annotations:    s.Alerting.Annotations,
 				PageDisabled:   s.Alerting.PageAlert.Disable,
 				TicketDisabled: s.Alerting.TicketAlert.Disable,
+				SeverityLabels: map[Severity]map[string]string{
+					SeverityPage: s.Alerting.PageAlert.Labels, SeverityTicket: s.Alerting.TicketAlert.Labels,
+				},
+				SeverityAnnotations: map[Severity]map[string]string{
+					SeverityPage: s.Alerting.PageAlert.Annotations, SeverityTicket: s.Alerting.TicketAlert.Annotations,
+				},
 			},
 		}
 		if !(s.Objective > 0 && s.Objective < 100) {

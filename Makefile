@@ -1,0 +1,55 @@
+# slogate — run `make help` for the targets.
+GO        ?= go
+BIN       ?= bin/slogate
+SLOS      ?= examples/slos
+FUZZTIME  ?= 30s
+PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test deps vet fmt fmt-check lint bench fuzz golden clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/slogate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slogate
+
+run: build ## validate the bundled example SLOs and print the Prometheus rules they generate
+	./$(BIN) validate $(SLOS)
+	./$(BIN) rules $(SLOS)
+
+deps: ## install the Debian packages the tests run for real (prometheus, alertmanager, postgresql) when missing
+	@./scripts/deps.sh
+
+test: deps fmt-check vet ## gofmt check, go vet and every test with the race detector (real Prometheus, Alertmanager, PostgreSQL)
+	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+lint: fmt-check vet ## gofmt and go vet (and staticcheck when installed)
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); fi
+
+bench: deps ## benchmarks: loading 1,000 SLO files against a bare YAML decode, and each package's benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+golden: ## rewrite the golden files under testdata/ (check the diff before committing)
+	$(GO) test $(PKGS) -run . -update
+
+clean: ## remove build output
+	rm -rf bin
