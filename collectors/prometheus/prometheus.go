@@ -314,6 +314,14 @@ func (c *Client) Measure(ctx context.Context, sli slo.SLI, r slo.Range, scope sl
 		})
 	}
 	wg.Wait()
+	// A good or bad query with no series while total has events counts
+	// zero: a counter of 5xx responses that never happened does not exist
+	// (Sloth's error_query on a healthy service). Only an empty total is
+	// no data.
+	if len(jobs) == 2 && errors.Is(errs[0], errEmpty) && errs[1] == nil {
+		errs[0] = nil
+		results[0].Value, results[0].Events = 0, 0
+	}
 	m.Results = results
 	for i, w := range warns {
 		for _, s := range w {
@@ -385,6 +393,9 @@ func (c *Client) query(ctx context.Context, expr string, at time.Time, single bo
 	return v, warnings, nil
 }
 
+// errEmpty marks an empty vector: no series matched.
+var errEmpty = errors.New("empty result")
+
 // value reads an instant query's answer: a scalar, or the sum of a
 // vector's samples (single: exactly one sample). Empty, NaN and ±Inf are
 // slo.ErrNoData.
@@ -395,7 +406,7 @@ func value(val model.Value, single bool) (float64, error) {
 		v = float64(r.Value)
 	case model.Vector:
 		if len(r) == 0 {
-			return 0, fmt.Errorf("%w: empty result", slo.ErrNoData)
+			return 0, fmt.Errorf("%w: %w", slo.ErrNoData, errEmpty)
 		}
 		if single && len(r) > 1 {
 			return 0, fmt.Errorf("%w: %d series, want one (aggregate them, e.g. with sum)", slo.ErrBadQuery, len(r))

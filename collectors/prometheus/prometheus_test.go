@@ -277,6 +277,23 @@ func TestCounts(t *testing.T) {
 		})
 	}
 
+	t.Run("a bad-events counter that never existed counts zero when total has events", func(t *testing.T) {
+		// Over 30 days v1+v2 served 26,092,800 requests (see the figures
+		// above); no series is called http_requests_timeout_total.
+		sli := slo.SLI{
+			Name:  "checkout-timeouts",
+			Bad:   promQuery(`sum(rate(http_requests_timeout_total{service="checkout"}[{{.window}}]))`),
+			Total: promQuery(`sum(rate(http_requests_total{service="checkout"}[{{.window}}]))`),
+		}
+		got, err := c.Counts(context.Background(), sli, last(month), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !approx(got.Total, 26092800) || got.Good != got.Total {
+			t.Errorf("Counts = %+v, want good = total = 26,092,800", got)
+		}
+	})
+
 	t.Run("an injected scope value changes no query structure", func(t *testing.T) {
 		for _, sli := range []slo.SLI{availability, slothEvents, slothRaw} {
 			m, err := c.Measure(context.Background(), sli, last(day), slo.Scope{"version": injection})
