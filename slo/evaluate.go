@@ -1,0 +1,179 @@
+package slo
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is an objective's figures at an instant: the shape of
+// GET /v1/slos/{name} and of `slogate budget -o json`. A figure that could
+// not be measured is null, never a guess; Errors says why.
+type Status struct {
+	Name        string              `json:"name"`
+	Service     string              `json:"service"`
+	DisplayName string              `json:"displayName,omitempty"`
+	Target      float64             `json:"target"`
+	Window      string              `json:"window"`
+	Source      SourceType          `json:"source"`
+	SLI         SLIFigures          `json:"sli"`
+	ErrorBudget BudgetFigures       `json:"errorBudget"`
+	BurnRates   map[string]*float64 `json:"burnRates"`
+	Alerts      []AlertState        `json:"alerts"`
+	EvaluatedAt time.Time           `json:"evaluatedAt"`
+	// Range is the span the SLI and budget were measured over.
+	Range RangeJSON `json:"range"`
+	// Errors are the measurements that failed, by window ("period" for the
+	// SLO window).
+	Errors []MeasureError `json:"errors,omitempty"`
+}
+
+// SLIFigures are the SLI over the SLO window. Good and Total are absent for
+// raw SLIs.
+type SLIFigures struct {
+	Good       *float64 `json:"good"`
+	Total      *float64 `json:"total"`
+	Ratio      *float64 `json:"ratio"`
+	ErrorRatio *float64 `json:"errorRatio"`
+}
+
+// BudgetFigures is the error budget as fractions: Total = 1 − target of
+// the events; Consumed and Remaining are fractions of that budget.
+type BudgetFigures struct {
+	Total     float64  `json:"total"`
+	Consumed  *float64 `json:"consumed"`
+	Remaining *float64 `json:"remaining"`
+}
+
+// AlertState is one burn-rate tier at the instant.
+type AlertState struct {
+	Severity    Severity `json:"severity"`
+	LongWindow  string   `json:"longWindow"`
+	ShortWindow string   `json:"shortWindow"`
+	Factor      float64  `json:"factor"`
+	// Firing is true when both windows burn at the factor or faster; false
+	// when either is measured below it; false with Unknown when a window
+	// could not be measured.
+	Firing  bool `json:"firing"`
+	Unknown bool `json:"unknown,omitempty"`
+}
+
+// RangeJSON is a Range in RFC 3339.
+type RangeJSON struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// MeasureError is one failed measurement.
+type MeasureError struct {
+	Window string `json:"window"`
+	Error  string `json:"error"`
+	// NoData is true when the failure is missing data rather than a
+	// failing source.
+	NoData bool `json:"noData"`
+}
+
+// Measured is a measurement of one range: counts or the error that
+// prevented them.
+type Measured struct {
+	Counts Counts
+	Err    error
+}
+
+// PeriodKey is the key of the SLO-window measurement in an Evaluate input.
+const PeriodKey time.Duration = -1
+
+// Plan lists the ranges to measure for an objective at an instant: the SLO
+// window (key PeriodKey) and every burn-rate window, each ending at at.
+func (o Objective) Plan(at time.Time) map[time.Duration]Range {
+	plan := map[time.Duration]Range{PeriodKey: o.Window.Range(at)}
+	for _, w := range BurnRateWindows {
+		plan[w] = Range{Start: at.Add(-w), End: at}
+	}
+	return plan
+}
+
+// Evaluate turns measurements (keyed as Plan keys them) into the
+// objective's status at instant at. It does no I/O.
+func (o Objective) Evaluate(at time.Time, m map[time.Duration]Measured) Status {
+	period := o.Window.Period(at)
+	r := o.Window.Range(at)
+	st := Status{
+		Name: o.Name, Service: o.Service, DisplayName: o.DisplayName,
+		Target: o.Target, Window: o.Window.String(), Source: o.SLI.SourceType(),
+		ErrorBudget: BudgetFigures{Total: o.ErrorBudget()},
+		BurnRates:   map[string]*float64{},
+		Alerts:      []AlertState{},
+		EvaluatedAt: at,
+		Range:       RangeJSON{Start: r.Start, End: r.End},
+	}
+	fail := func(key string, err error) {
+		st.Errors = append(st.Errors, MeasureError{Window: key, Error: err.Error(), NoData: errors.Is(err, ErrNoData)})
+	}
+	if pm, ok := m[PeriodKey]; !ok {
+		fail("period", fmt.Errorf("not measured"))
+	} else if pm.Err != nil {
+		fail("period", pm.Err)
+	} else if er, err := pm.Counts.ErrorRatio(); err != nil {
+		fail("period", err)
+	} else {
+		if !pm.Counts.Raw {
+			st.SLI.Good, st.SLI.Total = ptr(pm.Counts.Good), ptr(pm.Counts.Total)
+		}
+		st.SLI.Ratio, st.SLI.ErrorRatio = ptr(1-er), ptr(er)
+		st.ErrorBudget.Consumed = ptr(BudgetConsumed(er, o.Target))
+		st.ErrorBudget.Remaining = ptr(BudgetRemaining(er, o.Target))
+	}
+	burn := map[time.Duration]*float64{}
+	for _, w := range BurnRateWindows {
+		key := FormatDuration(w)
+		wm, ok := m[w]
+		var b *float64
+		switch er, err := wm.Counts.ErrorRatio(); {
+		case !ok:
+			fail(key, fmt.Errorf("not measured"))
+		case wm.Err != nil:
+			fail(key, wm.Err)
+		case err != nil:
+			fail(key, err)
+		default:
+			b = ptr(BurnRate(er, o.Target))
+		}
+		burn[w] = b
+		st.BurnRates[key] = b
+	}
+	for _, t := range o.Tiers() {
+		a := AlertState{
+			Severity: t.Severity, LongWindow: FormatDuration(t.LongWindow),
+			ShortWindow: FormatDuration(t.ShortWindow), Factor: t.Factor(period),
+		}
+		long, short := burn[t.LongWindow], burn[t.ShortWindow]
+		switch {
+		case long != nil && short != nil:
+			a.Firing = t.Firing(period, *long, *short)
+		case long != nil && *long < a.Factor, short != nil && *short < a.Factor:
+			// One window measured below the factor: not firing, whatever
+			// the other says.
+		default:
+			a.Unknown = true
+		}
+		st.Alerts = append(st.Alerts, a)
+	}
+	return st
+}
+
+// Firing returns the tiers of a status that fire.
+func (s Status) Firing() []AlertState {
+	var out []AlertState
+	for _, a := range s.Alerts {
+		if a.Firing {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Measured reports whether the SLO window was measured (budget known).
+func (s Status) Measured() bool { return s.ErrorBudget.Remaining != nil }
+
+func ptr(v float64) *float64 { return &v }
