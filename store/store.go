@@ -5,6 +5,8 @@
 //
 // Times are stored in UTC with microsecond precision: every time a Store
 // returns is UTC, truncated to the microsecond, and reads back identical.
+// Times given to queries (Since, before, at, now) are truncated the same
+// way, so comparisons are made at microsecond precision.
 package store
 
 import (

@@ -1,0 +1,204 @@
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slogate/slogate/internal/testenv"
+	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate/store/storetest"
+)
+
+func sqliteDSN(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "data", "slogate.db")
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, storetest.PerTest(sqliteDSN))
+}
+
+func TestPostgres(t *testing.T) {
+	server := testenv.StartPostgres(t)
+	storetest.Run(t, storetest.PerTest(func(t *testing.T) string { return testenv.PostgresDatabase(t, server) }))
+}
+
+// Replicas starting at once against an empty database must apply the
+// migrations once between them and all come up.
+func TestMigrationsUnderConcurrentStarts(t *testing.T) {
+	backends := map[string]func(t *testing.T) string{
+		"sqlite replicas starting at once all come up on one schema": sqliteDSN,
+		"postgres replicas starting at once all come up on one schema": func(t *testing.T) string {
+			return testenv.StartPostgres(t)
+		},
+	}
+	for name, newDSN := range backends {
+		t.Run(name, func(t *testing.T) {
+			dsn := newDSN(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			const n = 4
+			stores := make([]store.Store, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { stores[i], errs[i] = store.Open(ctx, dsn, nil) })
+			}
+			wg.Wait()
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("replica %d: %v", i, errs[i])
+				}
+				defer stores[i].Close()
+			}
+			d, _, err := stores[0].CreateDeploy(ctx, store.Deploy{Service: "s", Environment: "e", Version: "v"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stores[n-1].GetDeploy(ctx, d.ID); err != nil {
+				t.Errorf("another replica does not see the deploy: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpen(t *testing.T) {
+	tests := map[string]struct {
+		dsn  string
+		want error
+	}{
+		"an unknown scheme is refused":            {dsn: "mysql://localhost/db", want: store.ErrInvalid},
+		"an in-memory sqlite database is refused": {dsn: "sqlite::memory:", want: store.ErrInvalid},
+		"an unknown sqlite option is refused":     {dsn: "sqlite:" + filepath.Join(t.TempDir(), "x.db") + "?cache=shared", want: store.ErrInvalid},
+		"a malformed postgres dsn is refused":     {dsn: "postgres://a:b@host:notaport/db", want: store.ErrInvalid},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, err := store.Open(context.Background(), tc.dsn, nil)
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Open(%q) = %v, want %v", tc.dsn, err, tc.want)
+			}
+			if strings.Contains(fmt.Sprint(err), ":b@") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+	t.Run("a sqlite path in a missing directory is created, in WAL mode with synchronous FULL", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "a", "b", "slogate.db")
+		s, err := store.Open(context.Background(), "sqlite:"+p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := os.Stat(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p + "-wal"); err != nil {
+			t.Errorf("no write-ahead log next to the database: %v", err)
+		}
+	})
+}
+
+const durabilityChildEnv = "SLOGATE_STORE_DURABILITY_CHILD"
+
+// TestSQLiteKeepsAcknowledgedWritesOnKill starts a child process (this test
+// binary again) that records deploys from several goroutines and prints the
+// id of each one CreateDeploy acknowledged; the parent kills it with SIGKILL
+// in the middle of the stream, reopens the database and looks for every
+// acknowledged id.
+func TestSQLiteKeepsAcknowledgedWritesOnKill(t *testing.T) {
+	if path := os.Getenv(durabilityChildEnv); path != "" {
+		durabilityChild(path)
+		return
+	}
+	dsn := sqliteDSN(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteKeepsAcknowledgedWritesOnKill$", "-test.count=1")
+	cmd.Env = append(os.Environ(), durabilityChildEnv+"="+dsn)
+	p := testenv.Start(t, "durability child", cmd)
+
+	acked := func() []string {
+		var ids []string
+		sc := bufio.NewScanner(strings.NewReader(p.Output()))
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "ACK "); ok {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(acked()) < 300 {
+		if p.Exited() {
+			t.Fatalf("the child exited before it was killed:\n%s", p.Output())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the child acknowledged %d deploys in 2 minutes", len(acked()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.Kill()
+	ids := acked()
+	t.Logf("the child acknowledged %d deploys before SIGKILL", len(ids))
+
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatalf("reopen after kill: %v", err)
+	}
+	defer s.Close()
+	for _, id := range ids {
+		if _, err := s.GetDeploy(ctx, id); err != nil {
+			t.Errorf("acknowledged deploy %s lost: %v", id, err)
+		}
+	}
+	db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check = %q, %v", check, err)
+	}
+}
+
+func durabilityChild(dsn string) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				d, _, err := s.CreateDeploy(ctx, store.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("w%d-%d", w, i)},
+					fmt.Sprintf("w%d-%d", w, i), store.OutboxMessage{Key: fmt.Sprintf("w%d-%d", w, i), Peer: "grafana"})
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "child:", err)
+					os.Exit(3)
+				}
+				mu.Lock()
+				out.WriteString("ACK " + d.ID + "\n")
+				out.Flush() // acknowledged: the parent may count on it from now on
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
