@@ -83,6 +83,7 @@ func commands() map[string]command {
 		"validate":   {"check SLO files; exit 1 and list every problem if any is invalid", runValidate},
 		"rules":      {"print the Prometheus rule file (recording rules and burn-rate alerts) of SLO files", runRules},
 		"dashboards": {"print the Grafana dashboards (JSON) of SLO files, one per service", runDashboards},
+		"budget":     {"measure SLOs straight from their sources: budget left, burn rates, firing alerts", runBudget},
 		"version":    {"print slogate's version", runVersion},
 	}
 }

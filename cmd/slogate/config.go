@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is slogate's configuration file (DESIGN.md, "Configuration").
+// Unknown keys are errors; ${VAR} in any string is read from the
+// environment, so secrets stay out of the file.
+type Config struct {
+	Listen     string           `yaml:"listen"`
+	SLOs       []string         `yaml:"slos"`
+	Store      string           `yaml:"store"`
+	Sources    SourcesConfig    `yaml:"sources"`
+	Evaluation EvaluationConfig `yaml:"evaluation"`
+	Gate       GateConfig       `yaml:"gate"`
+	Notify     NotifyConfig     `yaml:"notify"`
+	Auth       AuthConfig       `yaml:"auth"`
+	Log        LogConfig        `yaml:"log"`
+}
+
+// SourcesConfig says where telemetry lives. A source left out is off.
+type SourcesConfig struct {
+	Prometheus    *PrometheusSource    `yaml:"prometheus"`
+	Elasticsearch *ElasticsearchSource `yaml:"elasticsearch"`
+	Tempo         *TempoSource         `yaml:"tempo"`
+}
+
+// PrometheusSource is a Prometheus-compatible query API.
+type PrometheusSource struct {
+	URL                string            `yaml:"url"`
+	Timeout            Duration          `yaml:"timeout"`
+	BearerToken        string            `yaml:"bearerToken"`
+	Username           string            `yaml:"username"`
+	Password           string            `yaml:"password"`
+	Headers            map[string]string `yaml:"headers"`
+	CAFile             string            `yaml:"caFile"`
+	InsecureSkipVerify bool              `yaml:"insecureSkipVerify"`
+}
+
+// ElasticsearchSource is an Elasticsearch cluster.
+type ElasticsearchSource struct {
+	Addresses          []string `yaml:"addresses"`
+	APIKey             string   `yaml:"apiKey"`
+	Username           string   `yaml:"username"`
+	Password           string   `yaml:"password"`
+	Timeout            Duration `yaml:"timeout"`
+	CAFile             string   `yaml:"caFile"`
+	InsecureSkipVerify bool     `yaml:"insecureSkipVerify"`
+}
+
+// TempoSource is a Grafana Tempo query frontend.
+type TempoSource struct {
+	URL         string   `yaml:"url"`
+	Timeout     Duration `yaml:"timeout"`
+	BearerToken string   `yaml:"bearerToken"`
+	OrgID       string   `yaml:"orgID"`
+	Username    string   `yaml:"username"`
+	Password    string   `yaml:"password"`
+}
+
+// EvaluationConfig is the scheduled evaluation of every SLO.
+type EvaluationConfig struct {
+	// Schedule is a robfig/cron spec (default "@every 1m").
+	Schedule string `yaml:"schedule"`
+	// Timeout bounds one measurement (default 30s).
+	Timeout Duration `yaml:"timeout"`
+	// Concurrency bounds the measurements in flight (default 16).
+	Concurrency int `yaml:"concurrency"`
+}
+
+// GateConfig tunes the gate.
+type GateConfig struct {
+	// CacheTTL is how long an answer is reused for identical asks
+	// (default 10s; "off" turns the cache off).
+	CacheTTL Duration `yaml:"cacheTTL"`
+}
+
+// NotifyConfig lists the peers slogate notifies. A peer left out is off.
+type NotifyConfig struct {
+	Alertmanager *struct {
+		URL     string   `yaml:"url"`
+		Timeout Duration `yaml:"timeout"`
+	} `yaml:"alertmanager"`
+	PagerDuty *struct {
+		RoutingKey string   `yaml:"routingKey"`
+		URL        string   `yaml:"url"`
+		Timeout    Duration `yaml:"timeout"`
+	} `yaml:"pagerduty"`
+	Grafana *struct {
+		URL          string   `yaml:"url"`
+		Token        string   `yaml:"token"`
+		DashboardUID string   `yaml:"dashboardUID"`
+		Timeout      Duration `yaml:"timeout"`
+	} `yaml:"grafana"`
+	GitHub *struct {
+		Repo    string   `yaml:"repo"`
+		Token   string   `yaml:"token"`
+		URL     string   `yaml:"url"`
+		Labels  []string `yaml:"labels"`
+		Timeout Duration `yaml:"timeout"`
+	} `yaml:"github"`
+}
+
+// AuthConfig holds the API's bearer tokens.
+type AuthConfig struct {
+	Tokens []TokenConfig `yaml:"tokens"`
+}
+
+// TokenConfig is one bearer token and its scopes.
+type TokenConfig struct {
+	Name   string   `yaml:"name"`
+	Value  string   `yaml:"value"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// LogConfig sets the log format and level.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json (default) or text
+}
+
+// Duration is a time.Duration written as in SLO files ("10s", "1m", "7d").
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if s == "0" || s == "0s" || s == "off" {
+		d.Duration = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid duration %q (e.g. 10s, 1m)", n.Line, s)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: negative duration %q", n.Line, s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Defaults of `slogate serve` with no config at all.
+const (
+	defaultListen     = "127.0.0.1:8080"
+	defaultSLOs       = "./slos"
+	defaultStore      = "sqlite:./data/slogate.db"
+	defaultPrometheus = "http://127.0.0.1:9090"
+	defaultSchedule   = "@every 1m"
+)
+
+// DefaultConfig is the embedded default: SQLite under ./data, SLOs from
+// ./slos, Prometheus on localhost.
+func DefaultConfig() *Config {
+	return &Config{
+		Listen:  defaultListen,
+		SLOs:    []string{defaultSLOs},
+		Store:   defaultStore,
+		Sources: SourcesConfig{Prometheus: &PrometheusSource{URL: defaultPrometheus}},
+	}
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// LoadConfig reads a config file strictly: ${VAR} expanded in every string
+// value, unknown keys refused, every problem reported at once.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(path, data, getenv)
+}
+
+// ParseConfig is LoadConfig of bytes.
+func ParseConfig(name string, data []byte, getenv func(string) string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var errs []error
+	var expand func(n *yaml.Node)
+	expand = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+			n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+				key := envRef.FindStringSubmatch(ref)[1]
+				v := getenv(key)
+				if v == "" {
+					errs = append(errs, fmt.Errorf("%s:%d: ${%s} is not set in the environment", name, n.Line, key))
+				}
+				return v
+			})
+			n.Style = yaml.DoubleQuotedStyle // an expanded value stays a string
+		}
+		for _, c := range n.Content {
+			expand(c)
+		}
+	}
+	expand(&doc)
+	cfg := &Config{}
+	if len(doc.Content) > 0 {
+		// Re-encode the expanded tree and decode it strictly: yaml.v3 checks
+		// unknown keys only when decoding from bytes.
+		b, err := yaml.Marshal(&doc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				for _, e := range te.Errors {
+					errs = append(errs, fmt.Errorf("%s: %s", name, e))
+				}
+			} else {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	errs = append(errs, cfg.validate(name)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+var validScopes = map[string]bool{"gate:read": true, "deploys:write": true, "overrides:write": true, "admin": true}
+
+func (c *Config) validate(name string) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", name, field, fmt.Sprintf(format, args...)))
+	}
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if len(c.SLOs) == 0 {
+		c.SLOs = []string{defaultSLOs}
+	}
+	if c.Store == "" {
+		c.Store = defaultStore
+	} else if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		bad("store", "want sqlite:PATH or postgres://...")
+	}
+	if p := c.Sources.Prometheus; p != nil && p.URL == "" {
+		bad("sources.prometheus.url", "required")
+	}
+	if e := c.Sources.Elasticsearch; e != nil && len(e.Addresses) == 0 {
+		bad("sources.elasticsearch.addresses", "at least one address is required")
+	}
+	if t := c.Sources.Tempo; t != nil && t.URL == "" {
+		bad("sources.tempo.url", "required")
+	}
+	if c.Evaluation.Schedule == "" {
+		c.Evaluation.Schedule = defaultSchedule
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Auth.Tokens {
+		field := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			bad(field+".name", "required")
+		} else if seen[t.Name] {
+			bad(field+".name", "duplicate token name %q", t.Name)
+		}
+		seen[t.Name] = true
+		if len(t.Value) < 16 {
+			bad(field+".value", "a token must be at least 16 characters (use ${VAR} to keep it out of the file)")
+		}
+		if len(t.Scopes) == 0 {
+			bad(field+".scopes", "at least one scope is required (gate:read, deploys:write, overrides:write, admin)")
+		}
+		for _, s := range t.Scopes {
+			if !validScopes[s] {
+				bad(field+".scopes", "unknown scope %q (want gate:read, deploys:write, overrides:write or admin)", s)
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "json", "text":
+	default:
+		bad("log.format", "want json or text, got %q", c.Log.Format)
+	}
+	return errs
+}

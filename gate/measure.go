@@ -1,0 +1,100 @@
+// Package gate decides whether a release may go on: promote, halt or wait,
+// from the SLOs of its service and the telemetry behind them. It also
+// measures objectives (budget and burn rates) for the API, the CLI and the
+// scheduled evaluation.
+package gate
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/slogate/slogate/slo"
+)
+
+// Source measures an SLI over a range, narrowed to a scope.
+// collectors.Mux satisfies it.
+type Source interface {
+	Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) (slo.Counts, error)
+}
+
+// Measurer measures objectives: every range an objective's status needs,
+// concurrently, under one limit on queries in flight shared by every
+// caller, each with a deadline.
+type Measurer struct {
+	src     Source
+	sem     chan struct{}
+	timeout time.Duration
+}
+
+// MeasurerConfig configures a Measurer.
+type MeasurerConfig struct {
+	// Concurrency bounds the measurements in flight (default 16).
+	Concurrency int
+	// Timeout bounds one measurement (default 30s).
+	Timeout time.Duration
+}
+
+// NewMeasurer returns a Measurer reading from src.
+func NewMeasurer(src Source, cfg MeasurerConfig) (*Measurer, error) {
+	if src == nil {
+		return nil, fmt.Errorf("gate: source is required")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	return &Measurer{src: src, sem: make(chan struct{}, cfg.Concurrency), timeout: cfg.Timeout}, nil
+}
+
+// Counts measures one range under the shared limit and deadline.
+func (m *Measurer) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) (slo.Counts, error) {
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return slo.Counts{}, context.Cause(ctx)
+	}
+	defer func() { <-m.sem }()
+	ctx, cancel := context.WithTimeoutCause(ctx, m.timeout,
+		fmt.Errorf("measuring %s over %s timed out after %s: %w", sli.Name, slo.FormatDuration(r.Duration()), m.timeout, slo.ErrTimeout))
+	defer cancel()
+	c, err := m.src.Counts(ctx, sli, r, scope)
+	if err != nil && ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
+		return c, context.Cause(ctx)
+	}
+	return c, err
+}
+
+// Status measures an objective at instant at: the SLO window and every
+// burn-rate window, concurrently.
+func (m *Measurer) Status(ctx context.Context, o slo.Objective, at time.Time) slo.Status {
+	plan := o.Plan(at)
+	results := make(map[time.Duration]slo.Measured, len(plan))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for key, r := range plan {
+		wg.Go(func() {
+			c, err := m.Counts(ctx, o.SLI, r, nil)
+			mu.Lock()
+			results[key] = slo.Measured{Counts: c, Err: err}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return o.Evaluate(at, results)
+}
+
+// Statuses measures every objective at instant at, concurrently, in the
+// order given.
+func (m *Measurer) Statuses(ctx context.Context, objs []slo.Objective, at time.Time) []slo.Status {
+	out := make([]slo.Status, len(objs))
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Go(func() { out[i] = m.Status(ctx, o, at) })
+	}
+	wg.Wait()
+	return out
+}
