@@ -39,7 +39,10 @@
 //
 // When the two queries use different indices or timestamp fields, Counts
 // sends two POST /<index>/_count requests with the same bool filter, one
-// for each query, and reads "count".
+// for each query, and reads "count". There the good (or bad) query is
+// counted on its own, not intersected with the total query (the two
+// indices hold different documents), so it must select its events by
+// itself; a good or bad count above the total is an ErrBadQuery.
 //
 // Scope labels are term filters on fields of the same name (use the field
 // the mapping makes a keyword, e.g. "version" or "labels.version"); their
@@ -63,7 +66,9 @@
 //     returned);
 //   - the deadline (Config.Timeout, default 10s) wraps slo.ErrTimeout, and
 //     so does an answer with "timed_out": true;
-//   - zero total events wrap slo.ErrNoData.
+//   - zero total events wrap slo.ErrNoData;
+//   - a caller's context cancelled without a deadline returns its cause
+//     (context.Canceled), which is none of the sentinels.
 package elasticsearch
 
 import (
