@@ -1,0 +1,290 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/slogate/slogate/slo"
+)
+
+// noData turns missing data or a failed source into the policy's verdict:
+// halt (fail) or wait, never pass.
+func noData(c Check, p slo.GatePolicy, reason string) Check {
+	c.NoData = true
+	c.Reason = reason
+	if p.OnNoData == slo.NoDataWait {
+		c.Verdict = Pending
+	} else {
+		c.Verdict = Fail
+	}
+	return c
+}
+
+func f(v float64) *float64 { return &v }
+
+func pct(v float64) string {
+	s := fmt.Sprintf("%.3f", v*100)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s + "%"
+}
+
+func hhmm(t time.Time) string { return t.UTC().Format("15:04") }
+
+// budgetCheck: the objective must keep policy.Budget.MinRemaining of its
+// budget and have no page-level burn-rate alert firing, unless an override
+// lifts the policy.
+func (e *Engine) budgetCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, now time.Time, ov *Override) Check {
+	st := e.cfg.Measurer.Status(ctx, o, now)
+	r := o.Window.Range(now)
+	c := Check{
+		Kind: KindBudget, SLO: o.Name, Target: o.Target,
+		Window: &Window{Start: r.Start, End: r.End},
+		Query:  describeQuery(o.SLI, r.Duration(), nil),
+	}
+	if st.Measured() {
+		c.Good, c.Total, c.SLI = st.SLI.Good, st.SLI.Total, st.SLI.Ratio
+		c.BudgetRemaining = st.ErrorBudget.Remaining
+	}
+	if ov != nil {
+		c.Verdict, c.Override = Pass, ov
+		c.Reason = fmt.Sprintf("budget policy lifted by override %s until %s: %s", ov.ID, ov.ExpiresAt.UTC().Format(time.RFC3339), ov.Reason)
+		return c
+	}
+	for _, me := range st.Errors {
+		// No traffic in a short window is normal; a failing source is not.
+		if me.Window == "period" || !me.NoData {
+			return noData(c, p, fmt.Sprintf("error budget not measured (%s): %s", me.Window, me.Error))
+		}
+	}
+	rem := *st.ErrorBudget.Remaining
+	if rem < p.Budget.MinRemaining {
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("error budget exhausted: %s left over %s (policy needs %s)", pct(rem), o.Window, pct(p.Budget.MinRemaining))
+		return c
+	}
+	for _, a := range st.Alerts {
+		if a.Severity == slo.SeverityPage && a.Firing {
+			long, short := st.BurnRates[a.LongWindow], st.BurnRates[a.ShortWindow]
+			c.Verdict, c.BurnRate = Fail, long
+			c.Reason = fmt.Sprintf("burning budget at %.1fx over %s and %.1fx over %s (page threshold %.3gx)", *long, a.LongWindow, *short, a.ShortWindow, a.Factor)
+			return c
+		}
+	}
+	c.Verdict = Pass
+	c.Reason = fmt.Sprintf("%s of the error budget left over %s (policy needs %s); no page-level burn", pct(rem), o.Window, pct(p.Budget.MinRemaining))
+	return c
+}
+
+// verificationCheck: the new version, since its deploy began, must not
+// burn the budget faster than policy.Verification.MaxBurnRate; before
+// MinDuration or MinEvents the answer is wait.
+func (e *Engine) verificationCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version string, d Deploy, hasDeploy bool, now time.Time) Check {
+	v := p.Verification
+	c := Check{Kind: KindVerification, SLO: o.Name, Target: o.Target, MaxBurnRate: f(v.MaxBurnRate)}
+	if !hasDeploy {
+		return noData(c, p, fmt.Sprintf("no deploy of version %s is recorded for %s: record it (POST /v1/deploys or slogate deploy) so the gate knows when it began", version, o.Service))
+	}
+	r := slo.Range{Start: d.StartedAt, End: now}
+	c.Window = &Window{Start: r.Start, End: r.End}
+	elapsed := r.Duration()
+	scope := slo.Scope{v.VersionLabel: version}
+	c.Query = describeQuery(o.SLI, elapsed, scope)
+	early := elapsed < v.MinDuration
+	if elapsed < time.Minute {
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("version %s deployed at %s: %s of %s elapsed", version, hhmm(d.StartedAt), elapsed.Round(time.Second), v.MinDuration)
+		return c
+	}
+	counts, err := e.cfg.Measurer.Counts(ctx, o.SLI, r, scope)
+	if err == nil {
+		if _, err = counts.ErrorRatio(); err != nil && !errors.Is(err, slo.ErrNoData) {
+			err = fmt.Errorf("%w: %w", slo.ErrBadQuery, err)
+		}
+	}
+	switch {
+	case errors.Is(err, slo.ErrNoData) && early:
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("no events of version %s yet since %s (%s of %s elapsed)", version, hhmm(d.StartedAt), elapsed.Round(time.Second), v.MinDuration)
+		return c
+	case errors.Is(err, slo.ErrNoData):
+		return noData(c, p, fmt.Sprintf("no events of version %s (%s=%q) since %s", version, v.VersionLabel, version, hhmm(d.StartedAt)))
+	case err != nil:
+		return noData(c, p, fmt.Sprintf("version %s not measured: %v", version, err))
+	}
+	er, _ := counts.ErrorRatio()
+	burn := slo.BurnRate(er, o.Target)
+	c.BurnRate, c.SLI = f(burn), f(1-er)
+	if !counts.Raw {
+		c.Good, c.Total = f(counts.Good), f(counts.Total)
+	}
+	switch {
+	case !counts.Raw && counts.Total < v.MinEvents:
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("version %s: %.0f of %.0f events so far since %s", version, counts.Total, v.MinEvents, hhmm(d.StartedAt))
+	case early:
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("version %s: %s of %s elapsed since %s (burning %.2fx so far)", version, elapsed.Round(time.Second), v.MinDuration, hhmm(d.StartedAt), burn)
+	case burn > v.MaxBurnRate:
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("version %s burns budget at %.1fx since %s (max %gx)", version, burn, hhmm(d.StartedAt), v.MaxBurnRate)
+	default:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("version %s burns budget at %.2fx since %s (max %gx)", version, burn, hhmm(d.StartedAt), v.MaxBurnRate)
+	}
+	return c
+}
+
+// canaryCheck compares the canary's error ratio with the baseline's over
+// the same span: halt when the canary is worse by more than the tolerance
+// with the policy's confidence, pass when it is shown not to be, wait while
+// the samples cannot tell.
+func (e *Engine) canaryCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version, baseline string, d Deploy, now time.Time) Check {
+	cp := *p.Canary
+	c := Check{Kind: KindCanary, SLO: o.Name, Target: o.Target}
+	if baseline == "" || baseline == version {
+		return noData(c, p, fmt.Sprintf("no baseline version to compare %s with: give baselineVersion, or record the deploy with previousVersion", version))
+	}
+	if o.SLI.IsRaw() {
+		c.Verdict = Pass
+		c.Reason = "not compared: a raw SLI has no event counts to test"
+		return c
+	}
+	r := slo.Range{Start: d.StartedAt, End: now}
+	c.Window = &Window{Start: r.Start, End: r.End}
+	label := p.Verification.VersionLabel
+	c.Query = describeQuery(o.SLI, r.Duration(), slo.Scope{label: version})
+	if r.Duration() < time.Minute {
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("canary %s began at %s: too early to compare", version, hhmm(d.StartedAt))
+		return c
+	}
+	type res struct {
+		c   slo.Counts
+		err error
+	}
+	results := make([]res, 2)
+	done := make(chan struct{}, 2)
+	for i, v := range []string{version, baseline} {
+		go func() {
+			cnt, err := e.cfg.Measurer.Counts(ctx, o.SLI, r, slo.Scope{label: v})
+			results[i] = res{cnt, err}
+			done <- struct{}{}
+		}()
+	}
+	<-done
+	<-done
+	for i, v := range []string{version, baseline} {
+		if err := results[i].err; err != nil {
+			if errors.Is(err, slo.ErrNoData) && r.Duration() < p.Verification.MinDuration {
+				c.Verdict = Pending
+				c.Reason = fmt.Sprintf("no events of version %s yet to compare", v)
+				return c
+			}
+			return noData(c, p, fmt.Sprintf("version %s not measured for the canary comparison: %v", v, err))
+		}
+	}
+	can, base := results[0].c, results[1].c
+	cs, errC := sampleOf(version, can)
+	bs, errB := sampleOf(baseline, base)
+	if err := errors.Join(errC, errB); err != nil {
+		return noData(c, p, fmt.Sprintf("canary comparison: %v", err))
+	}
+	c.Canary, c.Baseline = &cs, &bs
+	if can.Total < p.Verification.MinEvents || base.Total < p.Verification.MinEvents {
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("too few events to compare: canary %s %.0f, baseline %s %.0f (need %.0f each)", version, can.Total, baseline, base.Total, p.Verification.MinEvents)
+		return c
+	}
+	lo, hi := diffInterval(can.Total-can.Good, can.Total, base.Total-base.Good, base.Total, cp.Confidence)
+	c.Interval = &[2]float64{lo, hi}
+	switch {
+	case lo > cp.Tolerance:
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("canary %s error ratio %s vs baseline %s %s: worse by more than %s at %s confidence (difference at least %s)",
+			version, pct(cs.ErrorRatio), baseline, pct(bs.ErrorRatio), pct(cp.Tolerance), pct(cp.Confidence), pct(lo))
+	case hi <= cp.Tolerance:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("canary %s error ratio %s vs baseline %s %s: not worse by more than %s at %s confidence",
+			version, pct(cs.ErrorRatio), baseline, pct(bs.ErrorRatio), pct(cp.Tolerance), pct(cp.Confidence))
+	default:
+		c.Verdict = Pending
+		c.Reason = fmt.Sprintf("canary %s error ratio %s vs baseline %s %s: the samples cannot tell yet whether it is worse by more than %s (difference between %s and %s at %s confidence)",
+			version, pct(cs.ErrorRatio), baseline, pct(bs.ErrorRatio), pct(cp.Tolerance), pct(lo), pct(hi), pct(cp.Confidence))
+	}
+	return c
+}
+
+func sampleOf(v string, c slo.Counts) (Sample, error) {
+	er, err := c.ErrorRatio()
+	return Sample{Version: v, Good: c.Good, Total: c.Total, ErrorRatio: er}, err
+}
+
+// diffInterval bounds the difference of two error ratios (canary −
+// baseline) with one-sided confidence conf on each side, by the
+// Agresti–Caffo interval: one bad and one good event are added to each
+// sample, which keeps the interval honest for small samples and for zero
+// errors.
+func diffInterval(badC, nC, badB, nB, conf float64) (lo, hi float64) {
+	pc := (badC + 1) / (nC + 2)
+	pb := (badB + 1) / (nB + 2)
+	se := math.Sqrt(pc*(1-pc)/(nC+2) + pb*(1-pb)/(nB+2))
+	z := normalQuantile(conf)
+	d := pc - pb
+	return d - z*se, d + z*se
+}
+
+// normalQuantile is Φ⁻¹(p) of the standard normal distribution.
+func normalQuantile(p float64) float64 {
+	return math.Sqrt2 * math.Erfinv(2*p-1)
+}
+
+// describeQuery says what was measured: the PromQL error ratio, or the
+// Elasticsearch index and clauses, or the TraceQL filters.
+func describeQuery(sli slo.SLI, window time.Duration, scope slo.Scope) string {
+	switch sli.SourceType() {
+	case slo.SourcePrometheus:
+		e, err := sli.ErrorRatioExpr(window, scope)
+		if err != nil {
+			return ""
+		}
+		return e.String()
+	case slo.SourceElasticsearch:
+		var parts []string
+		for _, q := range []struct {
+			role string
+			q    *slo.Query
+		}{{"good", sli.Good}, {"bad", sli.Bad}, {"total", sli.Total}} {
+			if q.q != nil && q.q.Elasticsearch != nil {
+				parts = append(parts, fmt.Sprintf("%s: %s %s", q.role, q.q.Elasticsearch.Index, q.q.Elasticsearch.Query))
+			}
+		}
+		return strings.Join(parts, "; ") + scopeSuffix(scope)
+	case slo.SourceTempo:
+		var parts []string
+		for _, q := range []struct {
+			role string
+			q    *slo.Query
+		}{{"good", sli.Good}, {"bad", sli.Bad}, {"total", sli.Total}} {
+			if q.q != nil && q.q.Tempo != nil {
+				parts = append(parts, q.role+": "+q.q.Tempo.TraceQL+" | count_over_time()")
+			}
+		}
+		return strings.Join(parts, "; ") + scopeSuffix(scope)
+	}
+	return ""
+}
+
+func scopeSuffix(scope slo.Scope) string {
+	if len(scope) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range scope.Keys() {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, scope[k]))
+	}
+	return " (scope " + strings.Join(parts, ", ") + ")"
+}
