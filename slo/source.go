@@ -8,7 +8,8 @@ import (
 // Outcomes of a measurement that callers branch on. Sources wrap them with
 // their own detail (errors.Is finds them); ErrNoData is in math.go.
 var (
-	// ErrUnavailable: the source could not be reached or answered 5xx.
+	// ErrUnavailable: the source could not be reached, answered 5xx or
+	// 429, refused the credentials, or answered something malformed.
 	ErrUnavailable = errors.New("source unavailable")
 	// ErrBadQuery: the source refused the query (4xx, parse error).
 	ErrBadQuery = errors.New("bad query")
