@@ -120,15 +120,20 @@ func printBudgetTable(w io.Writer, statuses []slo.Status, at time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLO\tSERVICE\tTARGET\tWINDOW\tSLI\tBUDGET LEFT\t\tBURN 5m\t1h\t6h\t1d\t3d\tALERTS")
 	for _, s := range sorted {
-		if !s.Measured() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tERROR\t%s\n", s.Name, s.Service, pct(s.Target), s.Window, firstError(s))
-			continue
-		}
 		burn := func(k string) string {
 			if b := s.BurnRates[k]; b != nil {
 				return fmt.Sprintf("%.2fx", *b)
 			}
 			return "?"
+		}
+		if !s.Measured() {
+			// Every cell filled, the error in the last one: a row with
+			// fewer cells would end tabwriter's column block and misalign
+			// the header with the rows below it.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tERROR\t-\t-\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				s.Name, s.Service, pct(s.Target), s.Window,
+				burn("5m"), burn("1h"), burn("6h"), burn("1d"), burn("3d"), firstError(s))
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			s.Name, s.Service, pct(s.Target), s.Window, pct(*s.SLI.Ratio),
