@@ -1,0 +1,263 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
+	"github.com/slogate/slogate/slo"
+)
+
+// Board keeps every objective's latest figures: it measures them all on a
+// schedule (robfig/cron), never two runs at once, each run under a
+// deadline, and exports them as Prometheus gauges. A failed source is an
+// error of its objectives only.
+type Board struct {
+	m       *Measurer
+	slos    func() *slo.Set
+	clock   func() time.Time
+	timeout time.Duration
+	logger  *slog.Logger
+	// OnRun, when set, is called after each run with its statuses (alerts
+	// and notifications hang here).
+	onRun func(ctx context.Context, statuses []slo.Status)
+	// leader, when set, is asked before each run; a run is skipped where
+	// it says no (several replicas: one evaluates).
+	leader func(ctx context.Context) bool
+
+	mu       sync.RWMutex
+	statuses map[string]slo.Status
+	lastRun  time.Time
+	running  sync.Mutex
+
+	metrics *boardMetrics
+}
+
+// BoardConfig configures a Board.
+type BoardConfig struct {
+	Measurer *Measurer
+	SLOs     func() *slo.Set
+	// Timeout bounds one run (default 50s).
+	Timeout  time.Duration
+	Clock    func() time.Time
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	OnRun    func(ctx context.Context, statuses []slo.Status)
+	Leader   func(ctx context.Context) bool
+}
+
+type boardMetrics struct {
+	sli, remaining, burn, firing *prometheus.GaugeVec
+	duration                     prometheus.Histogram
+	sourceErrors                 *prometheus.CounterVec
+	runs                         *prometheus.CounterVec
+}
+
+// NewBoard returns a Board; call Run once or Start for the schedule.
+func NewBoard(cfg BoardConfig) (*Board, error) {
+	if cfg.Measurer == nil || cfg.SLOs == nil {
+		return nil, fmt.Errorf("gate: board needs a measurer and SLOs")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 50 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Board{
+		m: cfg.Measurer, slos: cfg.SLOs, clock: cfg.Clock, timeout: cfg.Timeout,
+		logger: cfg.Logger.With("component", "evaluation"), onRun: cfg.OnRun, leader: cfg.Leader,
+		statuses: map[string]slo.Status{},
+	}
+	labels := []string{"service", "slo"}
+	b.metrics = &boardMetrics{
+		sli: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slogate_slo_sli", Help: "SLI (good ratio) over the SLO window at the last evaluation.",
+		}, labels),
+		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slogate_slo_error_budget_remaining", Help: "Fraction of the error budget left (negative when overspent).",
+		}, labels),
+		burn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slogate_slo_burn_rate", Help: "Burn rate over a window at the last evaluation.",
+		}, append(labels, "window")),
+		firing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slogate_slo_alert_firing", Help: "1 when a burn-rate tier of the severity fires.",
+		}, append(labels, "severity")),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "slogate_evaluation_duration_seconds", Help: "Duration of a scheduled evaluation of every SLO.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		sourceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slogate_evaluation_source_errors_total", Help: "Measurements that failed, by source type (no data excluded).",
+		}, []string{"source"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slogate_evaluation_runs_total", Help: "Scheduled evaluations, by outcome (ok, skipped_overlap, skipped_follower).",
+		}, []string{"outcome"}),
+	}
+	if cfg.Registry != nil {
+		for _, c := range []prometheus.Collector{b.metrics.sli, b.metrics.remaining, b.metrics.burn, b.metrics.firing,
+			b.metrics.duration, b.metrics.sourceErrors, b.metrics.runs} {
+			if err := cfg.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("gate: board metrics: %w", err)
+			}
+		}
+	}
+	return b, nil
+}
+
+// Start runs the board on a robfig/cron schedule ("@every 1m", "*/5 * * * *")
+// until ctx ends, after one run at once. It returns when the schedule is
+// set up; Stop waits for a run in progress.
+func (b *Board) Start(ctx context.Context, spec string) (stop func(), err error) {
+	c := cron.New(cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	if _, err := c.AddFunc(spec, func() { b.Run(ctx) }); err != nil {
+		return nil, fmt.Errorf("evaluation.schedule %q: %w", spec, err)
+	}
+	go b.Run(ctx)
+	c.Start()
+	return func() { <-c.Stop().Done(); b.running.Lock(); b.running.Unlock() }, nil
+}
+
+// Run measures every objective once. A run that would overlap one in
+// progress is skipped.
+func (b *Board) Run(ctx context.Context) {
+	if !b.running.TryLock() {
+		b.metrics.runs.WithLabelValues("skipped_overlap").Inc()
+		return
+	}
+	defer b.running.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	if b.leader != nil && !b.leader(ctx) {
+		b.metrics.runs.WithLabelValues("skipped_follower").Inc()
+		return
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, b.timeout, fmt.Errorf("scheduled evaluation timed out after %s", b.timeout))
+	defer cancel()
+	start := time.Now()
+	at := b.clock().UTC()
+	set := b.slos()
+	statuses := b.m.Statuses(ctx, set.Objectives, at)
+	elapsed := time.Since(start)
+	b.metrics.duration.Observe(elapsed.Seconds())
+	b.metrics.runs.WithLabelValues("ok").Inc()
+
+	fresh := make(map[string]slo.Status, len(statuses))
+	failed := 0
+	for _, st := range statuses {
+		fresh[st.Name] = st
+		b.export(st)
+		for _, e := range st.Errors {
+			if !e.NoData {
+				b.metrics.sourceErrors.WithLabelValues(string(st.Source)).Inc()
+			}
+		}
+		if len(st.Errors) > 0 {
+			failed++
+		}
+	}
+	b.mu.Lock()
+	// Objectives removed from the files since the last run leave the board
+	// and /metrics.
+	for name, old := range b.statuses {
+		if _, ok := fresh[name]; !ok {
+			b.unexport(old)
+		}
+	}
+	b.statuses, b.lastRun = fresh, at
+	b.mu.Unlock()
+	b.logger.InfoContext(ctx, "evaluated SLOs", "slos", len(statuses), "with_errors", failed, "duration", elapsed.Round(time.Millisecond))
+	if b.onRun != nil {
+		b.onRun(ctx, statuses)
+	}
+}
+
+func (b *Board) export(st slo.Status) {
+	l := prometheus.Labels{"service": st.Service, "slo": st.Name}
+	set := func(g *prometheus.GaugeVec, labels prometheus.Labels, v *float64) {
+		if v == nil {
+			g.Delete(labels)
+			return
+		}
+		g.With(labels).Set(*v)
+	}
+	set(b.metrics.sli, l, st.SLI.Ratio)
+	set(b.metrics.remaining, l, st.ErrorBudget.Remaining)
+	for w, v := range st.BurnRates {
+		set(b.metrics.burn, prometheus.Labels{"service": st.Service, "slo": st.Name, "window": w}, v)
+	}
+	firing := map[slo.Severity]float64{}
+	for _, a := range st.Alerts {
+		if _, ok := firing[a.Severity]; !ok {
+			firing[a.Severity] = 0
+		}
+		if a.Firing {
+			firing[a.Severity] = 1
+		}
+	}
+	for sev, v := range firing {
+		b.metrics.firing.With(prometheus.Labels{"service": st.Service, "slo": st.Name, "severity": string(sev)}).Set(v)
+	}
+}
+
+func (b *Board) unexport(st slo.Status) {
+	l := prometheus.Labels{"service": st.Service, "slo": st.Name}
+	for _, g := range []*prometheus.GaugeVec{b.metrics.sli, b.metrics.remaining, b.metrics.burn, b.metrics.firing} {
+		g.DeletePartialMatch(l)
+	}
+}
+
+// Statuses returns the latest figures of every objective, sorted by name;
+// with a non-zero at it measures them at that instant instead.
+func (b *Board) Statuses(ctx context.Context, at time.Time) []slo.Status {
+	if !at.IsZero() {
+		return b.m.Statuses(ctx, b.slos().Objectives, at)
+	}
+	b.mu.RLock()
+	out := make([]slo.Status, 0, len(b.statuses))
+	for _, st := range b.statuses {
+		out = append(out, st)
+	}
+	b.mu.RUnlock()
+	if len(out) == 0 {
+		// Before the first run: measure now rather than answer nothing.
+		return b.m.Statuses(ctx, b.slos().Objectives, b.clock().UTC())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Status returns one objective's figures (latest, or at an instant).
+func (b *Board) Status(ctx context.Context, name string, at time.Time) (slo.Status, bool) {
+	o, ok := b.slos().Objective(name)
+	if !ok {
+		return slo.Status{}, false
+	}
+	if at.IsZero() {
+		b.mu.RLock()
+		st, ok := b.statuses[name]
+		b.mu.RUnlock()
+		if ok {
+			return st, true
+		}
+		at = b.clock().UTC()
+	}
+	return b.m.Status(ctx, o, at), true
+}
+
+// LastRun is the instant of the latest run (zero before the first).
+func (b *Board) LastRun() time.Time {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.lastRun
+}
