@@ -84,6 +84,8 @@ func commands() map[string]command {
 		"rules":      {"print the Prometheus rule file (recording rules and burn-rate alerts) of SLO files", runRules},
 		"dashboards": {"print the Grafana dashboards (JSON) of SLO files, one per service", runDashboards},
 		"budget":     {"measure SLOs straight from their sources: budget left, burn rates, firing alerts", runBudget},
+		"deploy":     {"record a deploy with a slogate server and print its id", runDeploy},
+		"check":      {"ask a slogate server's gate: exit 0 promote, 1 halt, 3 still wait, 2 error", runCheck},
 		"version":    {"print slogate's version", runVersion},
 	}
 }

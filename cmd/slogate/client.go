@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slogate/slogate/gate"
+)
+
+// apiClient calls a slogate server's API.
+type apiClient struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+	// userAgent names the CLI in the server's logs.
+	userAgent string
+}
+
+// serverFlags are --server and --token, defaulting to SLOGATE_SERVER and
+// SLOGATE_TOKEN.
+type serverFlags struct {
+	server, token string
+	timeout       time.Duration
+}
+
+func (s *serverFlags) register(fs *flag.FlagSet, env *environment) {
+	fs.StringVar(&s.server, "server", env.getenv("SLOGATE_SERVER"), "slogate server URL (default $SLOGATE_SERVER)")
+	fs.StringVar(&s.token, "token", env.getenv("SLOGATE_TOKEN"), "bearer token (default $SLOGATE_TOKEN)")
+	fs.DurationVar(&s.timeout, "request-timeout", 30*time.Second, "deadline of each HTTP request")
+}
+
+func (s *serverFlags) client() (*apiClient, error) {
+	if s.server == "" {
+		return nil, usageError("--server (or SLOGATE_SERVER) is required, e.g. http://127.0.0.1:8080")
+	}
+	u, err := url.Parse(s.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError("--server %q: want an http:// or https:// URL", s.server)
+	}
+	return &apiClient{base: u, token: s.token, http: &http.Client{Timeout: s.timeout}, userAgent: "slogate-cli/" + version}, nil
+}
+
+// problem is an application/problem+json body.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// httpError is an answer outside 2xx.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.msg) }
+
+// do sends a request with a JSON body (nil for none) and decodes a 2xx
+// JSON answer into out.
+func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body, out any, header http.Header) (int, error) {
+	u := c.base.JoinPath(path)
+	u.RawQuery = query.Encode()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var p problem
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &p) == nil && (p.Title != "" || p.Detail != "") {
+			msg = p.Title
+			if p.Detail != "" {
+				msg += ": " + p.Detail
+			}
+			for _, fe := range p.Errors {
+				msg += fmt.Sprintf("; %s: %s", fe.Field, fe.Message)
+			}
+		}
+		if len(msg) > 500 {
+			msg = msg[:500] + "…"
+		}
+		return resp.StatusCode, &httpError{status: resp.StatusCode, msg: msg}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decoding the answer of %s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func runDeploy(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "deploy", "deploy --server URL --token T --service S --environment E --version V [--previous-version V] [--commit SHA] [--pipeline-url URL] [--strategy rolling|canary|bluegreen] [--label k=v]...")
+	var sf serverFlags
+	sf.register(fs, env)
+	var d struct {
+		Service         string            `json:"service"`
+		Environment     string            `json:"environment"`
+		Version         string            `json:"version"`
+		PreviousVersion string            `json:"previousVersion,omitempty"`
+		Commit          string            `json:"commit,omitempty"`
+		PipelineURL     string            `json:"pipelineUrl,omitempty"`
+		Strategy        string            `json:"strategy,omitempty"`
+		Labels          map[string]string `json:"labels,omitempty"`
+	}
+	fs.StringVar(&d.Service, "service", "", "service (required)")
+	fs.StringVar(&d.Environment, "environment", "", "environment (required)")
+	fs.StringVar(&d.Version, "version", "", "version being deployed (required)")
+	fs.StringVar(&d.PreviousVersion, "previous-version", "", "version it replaces (the canary baseline)")
+	fs.StringVar(&d.Commit, "commit", "", "commit SHA")
+	fs.StringVar(&d.PipelineURL, "pipeline-url", "", "link to the pipeline run")
+	fs.StringVar(&d.Strategy, "strategy", "", "rolling, canary or bluegreen")
+	var labels stringList
+	fs.Var(&labels, "label", "label key=value (repeatable)")
+	key := fs.String("idempotency-key", "", "Idempotency-Key header: the same key twice records the deploy once (default: derived from service, environment, version and commit)")
+	output := fs.String("o", "id", "output: id (the deploy id alone) or json")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var missing []string
+	for name, v := range map[string]string{"--service": d.Service, "--environment": d.Environment, "--version": d.Version} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return usageError("%s required", strings.Join(missing, ", "))
+	}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return usageError("--label %q: want key=value", l)
+		}
+		if d.Labels == nil {
+			d.Labels = map[string]string{}
+		}
+		d.Labels[k] = v
+	}
+	c, err := sf.client()
+	if err != nil {
+		return err
+	}
+	if *key == "" {
+		*key = strings.Join([]string{"cli", d.Service, d.Environment, d.Version, d.Commit, d.PipelineURL}, "/")
+	}
+	var out map[string]any
+	if _, err := c.do(ctx, http.MethodPost, "/v1/deploys", nil, d, &out, http.Header{"Idempotency-Key": {*key}}); err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("recording the deploy: %w", err)}
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintln(env.stdout, out["id"])
+	return nil
+}
+
+func runCheck(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "check", "check --server URL --token T --service S --environment E [--version V] [--deploy-id ID] [--baseline-version V] [--wait 15m] [--interval 30s] [-o text|json]")
+	var sf serverFlags
+	sf.register(fs, env)
+	q := url.Values{}
+	service := fs.String("service", "", "service (required)")
+	environment := fs.String("environment", "", "environment (required)")
+	ver := fs.String("version", "", "version to judge")
+	deployID := fs.String("deploy-id", "", "deploy to judge (from slogate deploy)")
+	baseline := fs.String("baseline-version", "", "version to compare a canary with")
+	wait := fs.Duration("wait", 0, "ask again every --interval while the answer is wait, up to this long (0: ask once)")
+	interval := fs.Duration("interval", 30*time.Second, "time between asks with --wait")
+	output := fs.String("o", "text", "output: text or json (the last answer)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *service == "" || *environment == "" {
+		return usageError("--service and --environment are required")
+	}
+	if *interval <= 0 {
+		return usageError("--interval must be positive")
+	}
+	for k, v := range map[string]string{"service": *service, "environment": *environment, "version": *ver, "deployId": *deployID, "baselineVersion": *baseline} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	c, err := sf.client()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(*wait)
+	var a gate.Answer
+	for attempt := 1; ; attempt++ {
+		status, err := c.do(ctx, http.MethodGet, "/v1/gate", q, nil, &a, nil)
+		var he *httpError
+		switch {
+		case err == nil:
+		case errors.As(err, &he) && status < 500 && status != http.StatusTooManyRequests:
+			return &exitError{code: exitUsage, err: fmt.Errorf("asking the gate: %w", err)}
+		case time.Now().Add(*interval).After(deadline) || ctx.Err() != nil:
+			return &exitError{code: exitUsage, err: fmt.Errorf("asking the gate: %w", err)}
+		default:
+			fmt.Fprintf(env.stderr, "attempt %d: %v; asking again in %s\n", attempt, err, *interval)
+			if !sleep(ctx, *interval) {
+				return &exitError{code: exitUsage, err: ctx.Err()}
+			}
+			continue
+		}
+		if a.Decision != gate.Wait || time.Now().Add(*interval).After(deadline) {
+			break
+		}
+		fmt.Fprintf(env.stderr, "%s wait: %s (asking again in %s, until %s)\n", time.Now().UTC().Format("15:04:05"), a.Reason, *interval, deadline.UTC().Format("15:04:05"))
+		if !sleep(ctx, *interval) {
+			return &exitError{code: exitUsage, err: ctx.Err()}
+		}
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(a); err != nil {
+			return err
+		}
+	} else {
+		printAnswer(env.stdout, a)
+	}
+	switch a.Decision {
+	case gate.Promote:
+		return nil
+	case gate.Halt:
+		return &exitError{code: exitFailed}
+	case gate.Wait:
+		return &exitError{code: exitWaiting}
+	}
+	return &exitError{code: exitUsage, err: fmt.Errorf("unknown decision %q", a.Decision)}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// printAnswer prints the decision, its reason and a table of the checks.
+func printAnswer(w io.Writer, a gate.Answer) {
+	fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(string(a.Decision)), a.Reason)
+	fmt.Fprintf(w, "service %s, environment %s", a.Service, a.Environment)
+	if a.Version != "" {
+		fmt.Fprintf(w, ", version %s", a.Version)
+	}
+	if a.DeployID != "" {
+		fmt.Fprintf(w, ", deploy %s", a.DeployID)
+	}
+	fmt.Fprintf(w, "; policy %s; evaluation %s at %s\n\n", a.Policy, a.EvaluationID, a.EvaluatedAt.UTC().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tSLO\tVERDICT\tEVENTS\tSLI\tBURN\tBUDGET LEFT\tREASON")
+	opt := func(v *float64, format string, scale float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf(format, *v*scale)
+	}
+	for _, c := range a.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, c.SLO, c.Verdict,
+			opt(c.Total, "%.0f", 1), opt(c.SLI, "%.3f%%", 100), opt(c.BurnRate, "%.2fx", 1), opt(c.BudgetRemaining, "%.1f%%", 100), c.Reason)
+	}
+	tw.Flush()
+}
