@@ -112,6 +112,12 @@ func (s *pgStore) migrate(ctx context.Context) error {
 	return nil
 }
 
+// pgQuerier is what a pool and a transaction have in common.
+type pgQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 func pgPH(n int) string { return "$" + strconv.Itoa(n) }
 
 func isUniqueViolation(err error) bool {
@@ -161,8 +167,8 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 	if idempotencyKey != "" {
 		key = &idempotencyKey
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
+	insert := func(q pgQuerier) error {
+		tag, err := q.Exec(ctx, `INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
 			pipeline_url, strategy, labels, started_at, finished_at, status, created_at, idempotency_key, request_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
@@ -177,7 +183,7 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 		if tag.RowsAffected() == 0 {
 			// The key is taken (by a transaction that committed first).
 			var h string
-			existing, err := scanPGDeploy(tx.QueryRow(ctx, "SELECT "+pgDeployCols+", request_hash FROM deploys WHERE idempotency_key = $1", idempotencyKey), &h)
+			existing, err := scanPGDeploy(q.QueryRow(ctx, "SELECT "+pgDeployCols+", request_hash FROM deploys WHERE idempotency_key = $1", idempotencyKey), &h)
 			if err != nil {
 				return err
 			}
@@ -187,12 +193,20 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 			out = existing
 			return nil
 		}
-		if err := pgEnqueue(ctx, tx, msgs); err != nil {
-			return err
-		}
 		out, created = d, true
 		return nil
-	})
+	}
+	if len(msgs) == 0 {
+		// One statement, one round trip: no transaction needed.
+		err = insert(s.pool)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := insert(tx); err != nil || !created {
+				return err
+			}
+			return pgEnqueue(ctx, tx, msgs)
+		})
+	}
 	if err != nil {
 		return Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,7 +15,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLite durability: the journal is a write-ahead log (WAL) and
@@ -69,32 +71,33 @@ func openSQLite(ctx context.Context, spec string, logger *slog.Logger) (Store, e
 	}
 
 	common := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=1", sqliteBusyTimeoutMS)
-	w, err := sql.Open("sqlite", p+"?"+common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate")
+	s := &sqliteStore{path: p, logger: logger, leaders: map[string]*os.File{}}
+	// Processes opening a new file at once can get SQLITE_BUSY without the
+	// busy handler being consulted (switching to WAL, initialising the
+	// WAL index): retry for as long as busy_timeout.
+	deadline := time.Now().Add(sqliteBusyTimeoutMS * time.Millisecond)
+	for {
+		s.w, err = openSQLiteWriter(ctx, p, common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate")
+		if err == nil {
+			if err = s.migrate(ctx); err != nil {
+				s.w.Close()
+			}
+		}
+		if err == nil || !isSQLiteBusy(err) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("store: sqlite %s: %w", p, ctx.Err())
+		case <-time.After(time.Duration(10+rand.IntN(40)) * time.Millisecond):
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: %w", err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
-	s := &sqliteStore{w: w, path: p, logger: logger, leaders: map[string]*os.File{}}
-
-	var mode string
-	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		w.Close()
 		return nil, fmt.Errorf("store: sqlite %s: %w", p, err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		w.Close()
-		return nil, fmt.Errorf("store: sqlite %s: journal_mode is %q, want wal", p, mode)
-	}
-	if err := s.migrate(ctx); err != nil {
-		w.Close()
-		return nil, err
 	}
 	s.r, err = sql.Open("sqlite", p+"?"+common+"&_query_only=1")
 	if err != nil {
-		w.Close()
+		s.w.Close()
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	s.r.SetMaxOpenConns(sqliteReaders)
@@ -107,20 +110,46 @@ func openSQLite(ctx context.Context, spec string, logger *slog.Logger) (Store, e
 	return s, nil
 }
 
+func openSQLiteWriter(ctx context.Context, p, params string) (*sql.DB, error) {
+	w, err := sql.Open("sqlite", p+"?"+params)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, fmt.Errorf("journal_mode is %q, want wal", mode)
+	}
+	return w, nil
+}
+
+func isSQLiteBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 func (s *sqliteStore) migrate(ctx context.Context) error {
 	ms, err := migrations("sqlite")
 	if err != nil {
-		return fmt.Errorf("store: sqlite migrations: %w", err)
+		return fmt.Errorf("migrations: %w", err)
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
-			return fmt.Errorf("store: sqlite migrations: %w", err)
+			return fmt.Errorf("migrations: %w", err)
 		}
 		applied := map[int]bool{}
 		rows, err := tx.QueryContext(ctx, "SELECT version FROM schema_migrations")
 		if err != nil {
-			return fmt.Errorf("store: sqlite migrations: %w", err)
+			return fmt.Errorf("migrations: %w", err)
 		}
 		for rows.Next() {
 			var v int
@@ -138,11 +167,11 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("store: sqlite migration %s: %w", m.name, err)
+				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
 			if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 				m.version, m.name, time.Now().UnixMicro()); err != nil {
-				return fmt.Errorf("store: sqlite migration %s: %w", m.name, err)
+				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
 			s.logger.Info("applied migration", "dialect", "sqlite", "migration", m.name)
 		}
@@ -161,6 +190,11 @@ func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+func isSQLiteConstraint(err error, code int) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == code
 }
 
 func us(t time.Time) int64 { return t.UnixMicro() }
@@ -219,33 +253,32 @@ func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey
 	var out Deploy
 	created := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if idempotencyKey != "" {
+		res, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
+			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt),
+			sql.NullString{String: idempotencyKey, Valid: idempotencyKey != ""}, hash)
+		if isSQLiteConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			// The idempotency key is taken.
 			var h string
 			existing, err := scanSQLiteDeploy(tx.QueryRowContext(ctx,
 				"SELECT "+sqliteDeployCols+", request_hash FROM deploys WHERE idempotency_key = ?", idempotencyKey), &h)
-			switch {
-			case err == nil && h == hash:
-				out = existing
-				return nil
-			case err == nil:
-				return fmt.Errorf("deploy with idempotency key %q: %w", idempotencyKey, ErrIdempotencyConflict)
-			case !errors.Is(err, sql.ErrNoRows):
+			if err != nil {
 				return err
 			}
-		}
-		var one int
-		switch err := tx.QueryRowContext(ctx, "SELECT 1 FROM deploys WHERE id = ?", d.ID).Scan(&one); {
-		case err == nil:
-			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
-			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt),
-			sql.NullString{String: idempotencyKey, Valid: idempotencyKey != ""}, hash); err != nil {
-			return err
+			if h != hash {
+				return fmt.Errorf("deploy with idempotency key %q: %w", idempotencyKey, ErrIdempotencyConflict)
+			}
+			out = existing
+			return nil
 		}
 		if err := sqliteEnqueue(ctx, tx, msgs); err != nil {
 			return err

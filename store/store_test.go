@@ -19,12 +19,12 @@ import (
 	"github.com/slogate/slogate/store/storetest"
 )
 
-func sqliteDSN(t *testing.T) string {
+func sqliteDSN(t testing.TB) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "data", "slogate.db")
 }
 
 func TestSQLite(t *testing.T) {
-	storetest.Run(t, storetest.PerTest(sqliteDSN))
+	storetest.Run(t, storetest.PerTest(func(t *testing.T) string { return sqliteDSN(t) }))
 }
 
 func TestPostgres(t *testing.T) {
@@ -36,7 +36,7 @@ func TestPostgres(t *testing.T) {
 // migrations once between them and all come up.
 func TestMigrationsUnderConcurrentStarts(t *testing.T) {
 	backends := map[string]func(t *testing.T) string{
-		"sqlite replicas starting at once all come up on one schema": sqliteDSN,
+		"sqlite replicas starting at once all come up on one schema": func(t *testing.T) string { return sqliteDSN(t) },
 		"postgres replicas starting at once all come up on one schema": func(t *testing.T) string {
 			return testenv.StartPostgres(t)
 		},

@@ -689,7 +689,8 @@ func keys(ms []store.OutboxMessage) []string {
 }
 
 func testOutbox(t *testing.T, open Opener) {
-	now := time.Now().UTC().Add(time.Second)
+	// soon is a claim time by which every message enqueued so far is due.
+	soon := func() time.Time { return time.Now().UTC().Add(time.Minute) }
 	t.Run("a deploy's messages are enqueued with it, and a duplicate key is ignored", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		if _, _, err := s.CreateDeploy(ctx, newDeploy("s", "e", "v1", base), "", msg("a", "grafana"), msg("b", "pagerduty")); err != nil {
@@ -700,7 +701,7 @@ func testOutbox(t *testing.T, open Opener) {
 		if _, _, err := s.CreateDeploy(ctx, newDeploy("s", "e", "v2", base), "", dup, msg("c", "grafana")); err != nil {
 			t.Fatal(err)
 		}
-		got := claimAll(t, s, "", now)
+		got := claimAll(t, s, "", soon())
 		if !reflect.DeepEqual(keys(got), []string{"a", "b", "c"}) {
 			t.Fatalf("claimed %v, want a b c", keys(got))
 		}
@@ -720,7 +721,7 @@ func testOutbox(t *testing.T, open Opener) {
 		if _, created, err := s.CreateDeploy(ctx, d, "k", msg("retry", "grafana")); err != nil || created {
 			t.Fatalf("retry: %v %v", created, err)
 		}
-		if got := keys(claimAll(t, s, "", now)); !reflect.DeepEqual(got, []string{"first"}) {
+		if got := keys(claimAll(t, s, "", soon())); !reflect.DeepEqual(got, []string{"first"}) {
 			t.Errorf("claimed %v, want only the first deploy's message", got)
 		}
 	})
@@ -751,7 +752,7 @@ func testOutbox(t *testing.T, open Opener) {
 			if err := do(s, ctx); err == nil {
 				t.Fatal("the event was not refused")
 			}
-			if got := claimAll(t, s, "", now); len(got) != 0 {
+			if got := claimAll(t, s, "", soon()); len(got) != 0 {
 				t.Errorf("claimed %v, want nothing", keys(got))
 			}
 		})
@@ -761,13 +762,13 @@ func testOutbox(t *testing.T, open Opener) {
 		if _, err := s.SaveDecision(ctx, store.Decision{Service: "s", Environment: "e", Decision: store.DecisionHalt}, msg("d", "github")); err != nil {
 			t.Fatal(err)
 		}
-		if got := keys(claimAll(t, s, "github", now)); !reflect.DeepEqual(got, []string{"d"}) {
+		if got := keys(claimAll(t, s, "github", soon())); !reflect.DeepEqual(got, []string{"d"}) {
 			t.Errorf("claimed %v", got)
 		}
 	})
 	t.Run("a message is leased, retried after a failure, and never claimed again once delivered", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
-		t0 := now
+		t0 := soon()
 		m := msg("m", "pagerduty")
 		m.CreatedAt = t0
 		if err := s.Enqueue(ctx, m, msg("other-peer", "grafana")); err != nil {
@@ -845,14 +846,15 @@ func testOutbox(t *testing.T, open Opener) {
 	})
 	t.Run("messages are claimed oldest due first, up to the limit", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
+		t0 := soon()
 		for i := range 5 {
 			m := msg(fmt.Sprintf("m%d", i), "grafana")
-			m.NextAttemptAt = now.Add(-time.Duration(i) * time.Minute)
+			m.NextAttemptAt = t0.Add(-time.Duration(i) * time.Minute)
 			if err := s.Enqueue(ctx, m); err != nil {
 				t.Fatal(err)
 			}
 		}
-		got, err := s.ClaimOutbox(ctx, "grafana", 3, time.Minute, now)
+		got, err := s.ClaimOutbox(ctx, "grafana", 3, time.Minute, t0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -874,6 +876,7 @@ func testOutbox(t *testing.T, open Opener) {
 		if err := a.Enqueue(ctx, batch...); err != nil {
 			t.Fatal(err)
 		}
+		at := soon()
 		var mu sync.Mutex
 		seen := map[int64]int{}
 		var wg sync.WaitGroup
@@ -885,7 +888,7 @@ func testOutbox(t *testing.T, open Opener) {
 			}
 			wg.Go(func() {
 				for {
-					ms, err := s.ClaimOutbox(ctx, "grafana", 7, time.Hour, now)
+					ms, err := s.ClaimOutbox(ctx, "grafana", 7, time.Hour, at)
 					if err != nil {
 						errs <- err
 						return
@@ -917,9 +920,9 @@ func testOutbox(t *testing.T, open Opener) {
 	})
 	t.Run("a claim with no limit or no lease is invalid", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
-		_, err := s.ClaimOutbox(ctx, "", 0, time.Minute, now)
+		_, err := s.ClaimOutbox(ctx, "", 0, time.Minute, soon())
 		wantErr(t, err, store.ErrInvalid)
-		_, err = s.ClaimOutbox(ctx, "", 1, 0, now)
+		_, err = s.ClaimOutbox(ctx, "", 1, 0, soon())
 		wantErr(t, err, store.ErrInvalid)
 	})
 }
