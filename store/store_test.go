@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
 	"github.com/slogate/slogate/store/storetest"
@@ -201,4 +203,54 @@ func durabilityChild(dsn string) {
 		})
 	}
 	wg.Wait()
+}
+
+// On PostgreSQL leadership is a session advisory lock: when the holder's
+// session dies, another replica takes over, and the old holder learns it on
+// its next TryLeader.
+func TestPostgresLeadershipPassesWhenTheHolderSessionDies(t *testing.T) {
+	dsn := testenv.StartPostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	open := func() store.Store {
+		s, err := store.Open(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	if _, ok, err := a.TryLeader(ctx, "evaluation"); err != nil || !ok {
+		t.Fatalf("a: %v %v", ok, err)
+	}
+	if _, ok, _ := b.TryLeader(ctx, "evaluation"); ok {
+		t.Fatal("b leads while a holds the lock")
+	}
+	admin, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted) k`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d sessions holding an advisory lock (%v), want 1", killed, err)
+	}
+	var ok bool
+	for range 100 { // the server ends the session asynchronously
+		if _, ok, err = b.TryLeader(ctx, "evaluation"); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !ok {
+		t.Fatal("b did not take over after a's session died")
+	}
+	if _, ok, err := a.TryLeader(ctx, "evaluation"); err != nil || ok {
+		t.Errorf("a after losing its session: ok=%v err=%v, want not the leader", ok, err)
+	}
 }
