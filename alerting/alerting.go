@@ -1,0 +1,137 @@
+// Package alerting tells people and tools what slogate saw: burn-rate
+// alerts to Alertmanager, pages to PagerDuty, deploy and decision
+// annotations to Grafana, feedback issues to GitHub. Every notification is
+// an Event written to the store's durable outbox in the transaction of
+// what caused it, then delivered by the Dispatcher with retries, so a peer
+// that is down loses nothing and a restart sends nothing twice.
+//
+// Each peer is a subpackage (alertmanager, pagerduty, grafana, github)
+// implementing Notifier; this package imports none of them.
+package alerting
+
+import (
+	"context"
+	"time"
+
+	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/slo"
+)
+
+// Peer names, as stored in the outbox.
+const (
+	PeerAlertmanager = "alertmanager"
+	PeerPagerDuty    = "pagerduty"
+	PeerGrafana      = "grafana"
+	PeerGitHub       = "github"
+)
+
+// Kind is what happened.
+type Kind string
+
+const (
+	// KindAlert: a burn-rate tier fires (again, while it fires: Transition
+	// false) or changed state (Transition true: fired or resolved).
+	KindAlert Kind = "alert"
+	// KindDeployStarted and KindDeployFinished: a deploy was recorded or
+	// finished.
+	KindDeployStarted  Kind = "deploy.started"
+	KindDeployFinished Kind = "deploy.finished"
+	// KindDecision: the gate answered (promote, halt or wait).
+	KindDecision Kind = "decision"
+	// KindBudgetExhausted: an SLO spent its error budget for the period.
+	KindBudgetExhausted Kind = "budget.exhausted"
+)
+
+// Event is one thing to tell the peers, serialised into the outbox.
+type Event struct {
+	Kind     Kind         `json:"kind"`
+	At       time.Time    `json:"at"`
+	Alert    *Alert       `json:"alert,omitempty"`
+	Deploy   *Deploy      `json:"deploy,omitempty"`
+	Decision *gate.Answer `json:"decision,omitempty"`
+	// DecisionDeploy is the deploy a decision is about, when known (its
+	// pipeline link, commit).
+	DecisionDeploy *Deploy `json:"decisionDeploy,omitempty"`
+	Budget         *Budget `json:"budget,omitempty"`
+	Links          []Link  `json:"links,omitempty"`
+}
+
+// Link is a URL a notification points to (the pipeline, a dashboard, the
+// slogate answer).
+type Link struct {
+	Href string `json:"href"`
+	Text string `json:"text"`
+}
+
+// Alert is the state of one burn-rate severity of an SLO.
+type Alert struct {
+	Service     string       `json:"service"`
+	SLO         string       `json:"slo"`
+	DisplayName string       `json:"displayName,omitempty"`
+	Severity    slo.Severity `json:"severity"`
+	Firing      bool         `json:"firing"`
+	// Transition is true when the state changed at this evaluation (fired
+	// or resolved); false for the re-sends of a firing alert.
+	Transition bool `json:"transition"`
+	// StartsAt is when it started firing; EndsAt, when firing, is how long
+	// the alert holds without a re-send (Alertmanager: a few evaluation
+	// intervals ahead) and, when resolved, the instant it resolved.
+	StartsAt time.Time `json:"startsAt"`
+	EndsAt   time.Time `json:"endsAt"`
+	// The figures at this evaluation.
+	Target          float64             `json:"target"`
+	Window          string              `json:"window"`
+	Tiers           []slo.AlertState    `json:"tiers"`
+	BurnRates       map[string]*float64 `json:"burnRates"`
+	BudgetRemaining *float64            `json:"budgetRemaining"`
+	// Labels and Annotations from the SLO file (Sloth alerting block).
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Summary     string            `json:"summary"`
+	Description string            `json:"description"`
+}
+
+// Deploy is a recorded deploy.
+type Deploy struct {
+	ID              string            `json:"id"`
+	Service         string            `json:"service"`
+	Environment     string            `json:"environment"`
+	Version         string            `json:"version"`
+	PreviousVersion string            `json:"previousVersion,omitempty"`
+	Commit          string            `json:"commit,omitempty"`
+	PipelineURL     string            `json:"pipelineUrl,omitempty"`
+	Strategy        string            `json:"strategy,omitempty"`
+	Status          string            `json:"status"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	StartedAt       time.Time         `json:"startedAt"`
+	FinishedAt      *time.Time        `json:"finishedAt,omitempty"`
+}
+
+// Budget is an SLO whose error budget ran out.
+type Budget struct {
+	Service   string  `json:"service"`
+	SLO       string  `json:"slo"`
+	Target    float64 `json:"target"`
+	Window    string  `json:"window"`
+	Remaining float64 `json:"remaining"`
+	// Period names the budget period: the calendar period's start
+	// (2026-11-01) or, for a rolling window, the month it ran out in
+	// (rolling-2026-11). At most one issue per SLO per period.
+	Period string `json:"period"`
+	// Status is the SLO's full figures at the time.
+	Status slo.Status `json:"status"`
+}
+
+// Notifier delivers events to one peer.
+type Notifier interface {
+	// Peer names the peer (PeerGrafana...).
+	Peer() string
+	// Key is the outbox key of e for this peer, or "" when the peer does
+	// not take e. Events with one key are delivered once: the key is how a
+	// notifier says "this one already went" (one annotation per deploy,
+	// one issue per halted deploy).
+	Key(e Event) string
+	// Notify delivers e. retry tells whether a failure may succeed later
+	// (a 5xx, a 429, a timeout) or is final (a 400).
+	Notify(ctx context.Context, e Event) (retry bool, err error)
+}
