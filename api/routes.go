@@ -1,0 +1,46 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// addRoutes is the API's whole surface: every route, its scope and its
+// handler. openapi.yaml documents the same routes (a test holds them equal).
+func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
+	r.Use(requestID(d.Logger), observe(m), handleErrors(), recoverPanics())
+	r.NoRoute(func(c *gin.Context) { fail(c, notFound("no route "+c.Request.URL.Path)) })
+	r.NoMethod(func(c *gin.Context) {
+		fail(c, newProblem(http.StatusMethodNotAllowed, typeMethod, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+	})
+
+	// Open: probes, metrics and the API document.
+	r.GET("/healthz", handleHealthz())
+	r.GET("/readyz", handleReadyz(d.Store, d.Ready))
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: d.Metrics})))
+	r.GET("/openapi.yaml", handleOpenAPI())
+
+	read := a.requireScope(ScopeGateRead)
+	deploysWrite := a.requireScope(ScopeDeploysWrite)
+	overridesWrite := a.requireScope(ScopeOverridesWrite)
+
+	v1 := r.Group("/v1")
+	v1.GET("/slos", read, handleListSLOs(d.SLOs))
+	v1.GET("/slos/:name", read, handleGetSLO(d.SLOs))
+
+	v1.POST("/deploys", deploysWrite, handleCreateDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
+	v1.GET("/deploys", read, handleListDeploys(d.Store))
+	v1.GET("/deploys/:id", read, handleGetDeploy(d.Store))
+	v1.PATCH("/deploys/:id", deploysWrite, handleFinishDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
+
+	v1.GET("/gate", read, handleGateQuery(d.Gate))
+	v1.POST("/gate", read, handleGateJSON(d.Gate, d.MaxBodyBytes))
+	v1.GET("/decisions/:id", read, handleGetDecision(d.Store))
+
+	v1.POST("/overrides", overridesWrite, handleCreateOverride(d.Store, d.Gate, d.Clock, d.MaxOverrideTTL, d.MaxBodyBytes))
+	v1.DELETE("/overrides/:id", overridesWrite, handleRevokeOverride(d.Store, d.Gate))
+
+	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeGateRead), handleFlagger(d.Gate, d.MaxBodyBytes))
+}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"time"
+
+	"github.com/slogate/slogate/slo"
+	"github.com/slogate/slogate/store"
+)
+
+// Deploy is a deploy as the API shows it.
+type Deploy struct {
+	ID              string            `json:"id"`
+	Service         string            `json:"service"`
+	Environment     string            `json:"environment"`
+	Version         string            `json:"version"`
+	PreviousVersion string            `json:"previousVersion,omitempty"`
+	Commit          string            `json:"commit,omitempty"`
+	PipelineURL     string            `json:"pipelineUrl,omitempty"`
+	Strategy        string            `json:"strategy,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	StartedAt       time.Time         `json:"startedAt"`
+	FinishedAt      *time.Time        `json:"finishedAt,omitempty"`
+	Status          string            `json:"status"`
+	CreatedAt       time.Time         `json:"createdAt"`
+}
+
+func deployOut(d store.Deploy) Deploy {
+	return Deploy{
+		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
+		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,
+		Strategy: d.Strategy, Labels: d.Labels, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+		Status: d.Status, CreatedAt: d.CreatedAt,
+	}
+}
+
+// DeployList is a page of deploys, newest first; NextCursor is empty after
+// the last page.
+type DeployList struct {
+	Items      []Deploy `json:"items"`
+	NextCursor string   `json:"nextCursor"`
+}
+
+// Override is a break-glass override as the API shows it.
+type Override struct {
+	ID          string     `json:"id"`
+	Service     string     `json:"service"`
+	Environment string     `json:"environment"`
+	Reason      string     `json:"reason"`
+	CreatedBy   string     `json:"createdBy"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	ExpiresAt   time.Time  `json:"expiresAt"`
+	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+	RevokedBy   string     `json:"revokedBy,omitempty"`
+}
+
+func overrideOut(o store.Override) Override {
+	return Override{
+		ID: o.ID, Service: o.Service, Environment: o.Environment, Reason: o.Reason,
+		CreatedBy: o.CreatedBy, CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt,
+		RevokedAt: o.RevokedAt, RevokedBy: o.RevokedBy,
+	}
+}
+
+// Request bodies. Times are strings so that a bad one is reported with its
+// field's name.
+
+type createDeployRequest struct {
+	Service         string            `json:"service"`
+	Environment     string            `json:"environment"`
+	Version         string            `json:"version"`
+	PreviousVersion string            `json:"previousVersion"`
+	Commit          string            `json:"commit"`
+	PipelineURL     string            `json:"pipelineUrl"`
+	Strategy        string            `json:"strategy"`
+	StartedAt       string            `json:"startedAt"`
+	Labels          map[string]string `json:"labels"`
+}
+
+type finishDeployRequest struct {
+	Status     string `json:"status"`
+	FinishedAt string `json:"finishedAt"`
+}
+
+type gateRequest struct {
+	Service         string `json:"service"`
+	Environment     string `json:"environment"`
+	Version         string `json:"version"`
+	DeployID        string `json:"deployId"`
+	BaselineVersion string `json:"baselineVersion"`
+}
+
+type createOverrideRequest struct {
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
+	Reason      string `json:"reason"`
+	ExpiresAt   string `json:"expiresAt"`
+}
+
+// flaggerPayload is what Flagger POSTs to a webhook.
+type flaggerPayload struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Phase     string            `json:"phase"`
+	Checksum  string            `json:"checksum"`
+	Metadata  map[string]string `json:"metadata"`
+}
+
+// SLOList is every objective with its figures.
+type SLOList struct {
+	Items []slo.Status `json:"items"`
+}
