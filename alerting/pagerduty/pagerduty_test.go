@@ -264,9 +264,9 @@ func TestString(t *testing.T) {
 		url  string
 		want string
 	}{
-		"the default endpoint is PagerDuty's": {want: `pagerduty(https://events.pagerduty.com/v2/enqueue, source "slogate")`},
+		"the default endpoint is PagerDuty's":   {want: `pagerduty(https://events.pagerduty.com/v2/enqueue, source "slogate")`},
 		"a host override gets the enqueue path": {url: "https://events.eu.pagerduty.com/", want: `pagerduty(https://events.eu.pagerduty.com/v2/enqueue, source "slogate")`},
-		"a full enqueue URL is taken as it is": {url: "https://events.eu.pagerduty.com/v2/enqueue", want: `pagerduty(https://events.eu.pagerduty.com/v2/enqueue, source "slogate")`},
+		"a full enqueue URL is taken as it is":  {url: "https://events.eu.pagerduty.com/v2/enqueue", want: `pagerduty(https://events.eu.pagerduty.com/v2/enqueue, source "slogate")`},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -360,7 +360,7 @@ func TestNotify(t *testing.T) {
 			wantErr: "pagerduty: trigger slogate/checkout/checkout-availability/page: pagerduty enqueue trigger timed out after 100ms",
 		},
 		"a re-send of a firing page is refused for good": {
-			e: func() alerting.Event { e := pageEvent(true); e.Alert.Transition = false; return e }(),
+			e:       func() alerting.Event { e := pageEvent(true); e.Alert.Transition = false; return e }(),
 			wantErr: "pagerduty: event alert checkout/checkout-availability severity page transition false is not a page alert transition",
 		},
 	}
