@@ -16,9 +16,9 @@ help: ## list the targets
 build: ## build bin/slogate
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slogate
 
-run: build ## validate the bundled example SLOs and print the Prometheus rules they generate
+run: build ## start slogate on its embedded defaults (SQLite under ./data, Prometheus at 127.0.0.1:9090) with the example SLOs
 	./$(BIN) validate $(SLOS)
-	./$(BIN) rules $(SLOS)
+	./$(BIN) serve --slos $(SLOS)
 
 deps: ## install the Debian packages the tests run for real (prometheus, alertmanager, postgresql) when missing
 	@./scripts/deps.sh

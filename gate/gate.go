@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
 
@@ -415,17 +416,34 @@ func (e *Engine) findDeploy(ctx context.Context, req Request, now time.Time) (De
 	return d, true, nil
 }
 
+// maxReason bounds the answer's reason: it is what Argo Rollouts and
+// Flagger show in an event, and the checks hold the whole story.
+const maxReason = 300
+
+// shortReason is a check's reason on one line, at most maxReason bytes.
+func shortReason(c Check) string {
+	r := strings.Join(strings.Fields(c.SLO+": "+c.Reason), " ")
+	if len(r) > maxReason {
+		cut := maxReason - len("…")
+		for cut > 0 && !utf8.RuneStart(r[cut]) {
+			cut--
+		}
+		r = r[:cut] + "…"
+	}
+	return r
+}
+
 // decide folds the checks: halt if any fails, wait if any waits, else
 // promote. The reason is the first failing (else waiting) check's.
 func decide(checks []Check) (Decision, string) {
 	for _, c := range checks {
 		if c.Verdict == Fail {
-			return Halt, c.SLO + ": " + c.Reason
+			return Halt, shortReason(c)
 		}
 	}
 	for _, c := range checks {
 		if c.Verdict == Pending {
-			return Wait, c.SLO + ": " + c.Reason
+			return Wait, shortReason(c)
 		}
 	}
 	if len(checks) == 0 {

@@ -25,6 +25,9 @@ type Config struct {
 	Notify     NotifyConfig     `yaml:"notify"`
 	Auth       AuthConfig       `yaml:"auth"`
 	Log        LogConfig        `yaml:"log"`
+
+	// embedded is true for DefaultConfig (no --config).
+	embedded bool
 }
 
 // SourcesConfig says where telemetry lives. A source left out is off.
@@ -81,7 +84,15 @@ type EvaluationConfig struct {
 type GateConfig struct {
 	// CacheTTL is how long an answer is reused for identical asks
 	// (default 10s; "off" turns the cache off).
-	CacheTTL Duration `yaml:"cacheTTL"`
+	CacheTTL *Duration `yaml:"cacheTTL"`
+}
+
+// cacheTTL is the gate cache's lifetime: the config's, else 10s.
+func (g GateConfig) cacheTTL() time.Duration {
+	if g.CacheTTL == nil {
+		return 10 * time.Second
+	}
+	return g.CacheTTL.Duration
 }
 
 // NotifyConfig lists the peers slogate notifies. A peer left out is off.
@@ -165,10 +176,11 @@ const (
 // ./slos, Prometheus on localhost.
 func DefaultConfig() *Config {
 	return &Config{
-		Listen:  defaultListen,
-		SLOs:    []string{defaultSLOs},
-		Store:   defaultStore,
-		Sources: SourcesConfig{Prometheus: &PrometheusSource{URL: defaultPrometheus}},
+		embedded:   true,
+		Listen:     defaultListen,
+		SLOs:       []string{defaultSLOs},
+		Store:      defaultStore,
+		Evaluation: EvaluationConfig{Schedule: defaultSchedule},
 	}
 }
 

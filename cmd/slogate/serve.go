@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/slogate/slogate/api"
+	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/slo"
+	"github.com/slogate/slogate/store"
+)
+
+// serveFlags override the config file.
+type serveFlags struct {
+	config   string
+	listen   string
+	slos     stringList
+	store    string
+	sources  sourceFlags
+	cacheTTL time.Duration
+}
+
+func runServe(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "serve", "serve [--config FILE] [--listen ADDR] [--slos PATH]... [--store DSN] [--prometheus URL] [--elasticsearch URL] [--tempo URL]")
+	var f serveFlags
+	fs.StringVar(&f.config, "config", "", "config file (default: the embedded defaults)")
+	fs.StringVar(&f.listen, "listen", "", "listen address (default "+defaultListen+")")
+	fs.Var(&f.slos, "slos", "SLO file or directory (repeatable; default "+defaultSLOs+")")
+	fs.StringVar(&f.store, "store", "", "store: sqlite:PATH or postgres://... (default "+defaultStore+")")
+	fs.StringVar(&f.sources.prometheus, "prometheus", "", "Prometheus-compatible API URL")
+	fs.StringVar(&f.sources.elasticsearch, "elasticsearch", "", "Elasticsearch URL")
+	fs.StringVar(&f.sources.tempo, "tempo", "", "Tempo URL")
+	fs.DurationVar(&f.cacheTTL, "cache-ttl", -1, "reuse a gate answer for identical asks this long (default 10s; 0 turns it off)")
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usageError("serve takes no arguments (got %q): SLO paths go in --slos or the config", rest)
+	}
+
+	cfg := DefaultConfig()
+	embedded := f.config == ""
+	if !embedded {
+		var err error
+		if cfg, err = LoadConfig(f.config, env.getenv); err != nil {
+			return usageError("%v", err)
+		}
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	if len(f.slos) > 0 {
+		cfg.SLOs = f.slos
+	}
+	if f.store != "" {
+		cfg.Store = f.store
+	}
+	if f.cacheTTL >= 0 {
+		cfg.Gate.CacheTTL = &Duration{f.cacheTTL}
+	}
+	logger := newLogger(env, cfg.Log)
+	if embedded {
+		logger.Info("no --config: running on the embedded defaults", "listen", cfg.Listen, "slos", cfg.SLOs,
+			"store", cfg.Store, "prometheus", defaultPrometheus)
+	}
+	s, err := newServer(ctx, cfg, f.sources, logger)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.run(ctx)
+}
+
+func newLogger(env *environment, lc LogConfig) *slog.Logger {
+	level := slog.LevelInfo
+	switch lc.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "text" {
+		return slog.New(slog.NewTextHandler(env.stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(env.stderr, opts))
+}
+
+// server is a running slogate: the store, the sources, the gate, the
+// scheduled evaluation and the HTTP API.
+type server struct {
+	cfg      *Config
+	logger   *slog.Logger
+	store    store.Store
+	slos     atomic.Pointer[slo.Set]
+	measurer *gate.Measurer
+	engine   *gate.Engine
+	board    *gate.Board
+	registry *prometheus.Registry
+	handler  http.Handler
+	sources  sourceFlags
+}
+
+func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, logger: logger, sources: sources, registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	set, err := slo.Load(cfg.SLOs...)
+	if err != nil {
+		logger.Error("SLO files are invalid", "slos", cfg.SLOs, "problems", len(slo.Problems(err)))
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("SLO files %v are invalid:\n%w", cfg.SLOs, err)}
+	}
+	if len(set.Objectives) == 0 {
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("no SLO found in %v", cfg.SLOs)}
+	}
+	s.slos.Store(set)
+	logger.Info("SLOs loaded", "files", set.Files, "slos", len(set.Objectives), "services", len(set.ServiceNames()), "gate_policies", len(set.Policies))
+
+	if len(cfg.Auth.Tokens) == 0 {
+		if err := requireLoopback(cfg.Listen); err != nil {
+			return nil, usageError("%v", err)
+		}
+		logger.Warn("no auth.tokens configured: the API is open to anyone on this machine (listening on loopback only)")
+	}
+
+	if cfg.embedded {
+		// The embedded default: Prometheus on localhost, unless a
+		// DataSource or a flag says otherwise.
+		sources.fallbackPrometheus = defaultPrometheus
+	}
+	mux, err := buildSources(cfg, sources, set, logger)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	logger.Info("sources", "configured", mux.Types())
+	s.measurer, err = gate.NewMeasurer(mux, gate.MeasurerConfig{Concurrency: cfg.Evaluation.Concurrency, Timeout: cfg.Evaluation.Timeout.Duration})
+	if err != nil {
+		return nil, err
+	}
+
+	st, err := store.Open(ctx, cfg.Store, logger)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.store = st
+
+	s.engine, err = gate.New(gate.Config{
+		Measurer:  s.measurer,
+		SLOs:      s.slos.Load,
+		Deploys:   storeDeploys{st},
+		Overrides: storeOverrides{st},
+		Recorder:  storeRecorder{s: st},
+		CacheTTL:  cfg.Gate.cacheTTL(),
+		Logger:    logger,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.board, err = gate.NewBoard(gate.BoardConfig{
+		Measurer: s.measurer, SLOs: s.slos.Load, Logger: logger, Registry: s.registry,
+		Leader: func(ctx context.Context) bool {
+			_, ok, err := st.TryLeader(ctx, "evaluation")
+			if err != nil {
+				logger.Warn("leader election failed: skipping this evaluation", "err", err)
+			}
+			return ok
+		},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	tokens := make([]api.Token, len(cfg.Auth.Tokens))
+	for i, t := range cfg.Auth.Tokens {
+		tokens[i] = api.Token{Name: t.Name, Value: t.Value, Scopes: t.Scopes}
+	}
+	s.handler = api.NewServer(api.Deps{
+		Gate: s.engine, Store: st, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
+		Ready: func(ctx context.Context) error {
+			if s.slos.Load() == nil {
+				return errors.New("SLOs not loaded")
+			}
+			return nil
+		},
+	})
+	return s, nil
+}
+
+// requireLoopback refuses an open API on anything but loopback.
+func requireLoopback(listen string) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("listen %q: %v", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("listen %q: with no auth.tokens the API is open, so slogate listens on loopback only (127.0.0.1:PORT); configure auth.tokens to listen on %s", listen, host)
+}
+
+// reload reads the SLO files again; invalid files keep the SLOs in force.
+func (s *server) reload() {
+	set, err := slo.Load(s.cfg.SLOs...)
+	if err != nil {
+		s.logger.Error("SLO reload refused: the files are invalid; the SLOs in force stay", "problems", len(slo.Problems(err)), "err", err)
+		return
+	}
+	s.slos.Store(set)
+	s.logger.Info("SLOs reloaded", "files", set.Files, "slos", len(set.Objectives))
+}
+
+// run serves until ctx ends, then drains: in-flight requests finish (up to
+// 30 s), the scheduled evaluation stops.
+func (s *server) run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopBoard, err := s.board.Start(runCtx, s.cfg.Evaluation.Schedule)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				s.reload()
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.logger.Info("slogate is serving", "address", ln.Addr().String(), "schedule", s.cfg.Evaluation.Schedule, "version", version)
+	select {
+	case err := <-errc:
+		cancel()
+		stopBoard()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer done()
+	err = srv.Shutdown(shutdownCtx)
+	cancel()
+	stopBoard()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	s.logger.Info("stopped")
+	return nil
+}
+
+func (s *server) close() {
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.logger.Warn("closing the store", "err", err)
+		}
+	}
+}
