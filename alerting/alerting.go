@@ -69,7 +69,10 @@ type Alert struct {
 	SLO         string       `json:"slo"`
 	DisplayName string       `json:"displayName,omitempty"`
 	Severity    slo.Severity `json:"severity"`
-	Firing      bool         `json:"firing"`
+	// Name is the alert's name from the SLO file (Sloth's alerting.name),
+	// empty when the file gives none.
+	Name   string `json:"name,omitempty"`
+	Firing bool   `json:"firing"`
 	// Transition is true when the state changed at this evaluation (fired
 	// or resolved); false for the re-sends of a firing alert.
 	Transition bool `json:"transition"`
