@@ -1,0 +1,124 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// protected lists every authenticated route with a token lacking its scope.
+var protected = []struct {
+	method, path, body string
+	scope              string
+	wrongScope         string
+}{
+	{"GET", "/v1/slos", "", ScopeGateRead, tokOncall},
+	{"GET", "/v1/slos/checkout-availability", "", ScopeGateRead, tokOncall},
+	{"POST", "/v1/deploys", `{"service":"checkout","environment":"production","version":"v2"}`, ScopeDeploysWrite, tokRead},
+	{"GET", "/v1/deploys", "", ScopeGateRead, tokOncall},
+	{"GET", "/v1/deploys/dep_001", "", ScopeGateRead, tokOncall},
+	{"PATCH", "/v1/deploys/dep_001", `{"status":"succeeded"}`, ScopeDeploysWrite, tokRead},
+	{"GET", "/v1/gate?service=checkout&environment=production", "", ScopeGateRead, tokOncall},
+	{"POST", "/v1/gate", `{"service":"checkout","environment":"production"}`, ScopeGateRead, tokOncall},
+	{"GET", "/v1/decisions/ev_1", "", ScopeGateRead, tokOncall},
+	{"POST", "/v1/overrides", `{"service":"checkout","environment":"production","reason":"r","expiresAt":"2026-11-21T13:00:00Z"}`, ScopeOverridesWrite, tokCI},
+	{"DELETE", "/v1/overrides/ovr_1", "", ScopeOverridesWrite, tokCI},
+	{"POST", "/v1/flagger/confirm-promotion", `{"name":"checkout","namespace":"production"}`, ScopeGateRead, tokOncall},
+}
+
+func TestEveryAPIRouteNeedsATokenWithItsScope(t *testing.T) {
+	h := newHarness(t)
+	for _, r := range protected {
+		t.Run(r.method+" "+r.path, func(t *testing.T) {
+			t.Run("without a token it is a 401 with a Bearer challenge", func(t *testing.T) {
+				rep := h.do(t, call{method: r.method, path: r.path, body: r.body})
+				problem(t, rep, http.StatusUnauthorized)
+				if !strings.HasPrefix(rep.header.Get("WWW-Authenticate"), "Bearer") {
+					t.Fatalf("WWW-Authenticate %q", rep.header.Get("WWW-Authenticate"))
+				}
+			})
+			t.Run("with an unknown token it is a 401", func(t *testing.T) {
+				rep := h.do(t, call{method: r.method, path: r.path, body: r.body, token: tokAdmin + "x"})
+				problem(t, rep, http.StatusUnauthorized)
+				if !strings.Contains(rep.header.Get("WWW-Authenticate"), "invalid_token") {
+					t.Fatalf("WWW-Authenticate %q", rep.header.Get("WWW-Authenticate"))
+				}
+			})
+			t.Run("with another scheme it is a 401", func(t *testing.T) {
+				rep := h.do(t, call{method: r.method, path: r.path, body: r.body,
+					header: map[string]string{"Authorization": "Token " + tokAdmin}})
+				problem(t, rep, http.StatusUnauthorized)
+			})
+			t.Run("with a token lacking the scope it is a 403", func(t *testing.T) {
+				rep := h.do(t, call{method: r.method, path: r.path, body: r.body, token: r.wrongScope})
+				p := problem(t, rep, http.StatusForbidden)
+				if !strings.Contains(p.Detail, r.scope) {
+					t.Fatalf("detail %q does not name the scope %s", p.Detail, r.scope)
+				}
+			})
+			t.Run("with an admin token it passes", func(t *testing.T) {
+				rep := h.do(t, call{method: r.method, path: r.path, body: r.body, token: tokAdmin})
+				if rep.status == http.StatusUnauthorized || rep.status == http.StatusForbidden {
+					t.Fatalf("admin got %d: %s", rep.status, rep.body)
+				}
+			})
+		})
+	}
+	logs := h.logs.String()
+	for _, tok := range testTokens {
+		if strings.Contains(logs, tok.Value) {
+			t.Fatalf("the log holds the token of %s", tok.Name)
+		}
+	}
+}
+
+func TestOpenRoutesNeedNoToken(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml"} {
+		if r := h.do(t, call{method: "GET", path: path}); r.status != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, r.status, r.body)
+		}
+	}
+}
+
+func TestWithoutTokensEveryRequestIsAllowedAsAnonymous(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.Tokens = nil })
+	if r := h.do(t, call{method: "GET", path: "/v1/gate?service=checkout&environment=production"}); r.status != http.StatusOK {
+		t.Fatalf("gate: %d %s", r.status, r.body)
+	}
+	o := decodeAs[Override](t, h.do(t, call{method: "POST", path: "/v1/overrides",
+		body: `{"service":"checkout","environment":"production","reason":"incident 42","expiresAt":"2026-11-21T14:00:00Z"}`}), http.StatusCreated)
+	if o.CreatedBy != "anonymous" {
+		t.Fatalf("createdBy %q, want anonymous", o.CreatedBy)
+	}
+}
+
+func TestTokensAreFoundWhateverTheirPosition(t *testing.T) {
+	a := newAuth(testTokens)
+	for _, tok := range testTokens {
+		got, ok := a.lookup(tok.Value)
+		if !ok || got.name != tok.Name {
+			t.Errorf("lookup(%s) = %q, %v", tok.Name, got.name, ok)
+		}
+	}
+	for _, bad := range []string{"", "read-secret-000", "read-secret-00011", strings.Repeat("x", 4096)} {
+		if _, ok := a.lookup(bad); ok {
+			t.Errorf("lookup(%q) matched", bad)
+		}
+	}
+}
+
+func TestFlaggerMayPassTheTokenAsBasicCredentials(t *testing.T) {
+	h := newHarness(t)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("flagger:"+tokRead))
+	r := h.do(t, call{method: "POST", path: "/v1/flagger/confirm-promotion",
+		body: `{"name":"checkout","namespace":"production"}`, header: map[string]string{"Authorization": basic}})
+	if r.status != http.StatusOK {
+		t.Fatalf("flagger with basic credentials: %d %s", r.status, r.body)
+	}
+	// Other routes take bearer tokens only.
+	r = h.do(t, call{method: "GET", path: "/v1/gate?service=checkout&environment=production",
+		header: map[string]string{"Authorization": basic}})
+	problem(t, r, http.StatusUnauthorized)
+}

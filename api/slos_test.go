@@ -1,0 +1,43 @@
+package api
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/slogate/slogate/slo"
+)
+
+func TestSLOsAreListedAndReadAtAnInstant(t *testing.T) {
+	h := newHarness(t)
+	l := decodeAs[SLOList](t, h.do(t, call{method: "GET", path: "/v1/slos", token: tokRead}), http.StatusOK)
+	if len(l.Items) != 1 || l.Items[0].Name != "checkout-availability" {
+		t.Fatalf("list %+v", l)
+	}
+	if !h.slos.lastAt().IsZero() {
+		t.Fatal("without ?at= the latest figures are not asked for")
+	}
+	st := decodeAs[slo.Status](t, h.do(t, call{method: "GET", path: "/v1/slos/checkout-availability?at=2026-11-20T10:00:00%2B01:00", token: tokRead}), http.StatusOK)
+	if st.ErrorBudget.Remaining == nil || *st.ErrorBudget.Remaining != 0.5 || st.BurnRates["3d"] != nil {
+		t.Fatalf("status %+v", st)
+	}
+	if want := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC); !h.slos.lastAt().Equal(want) {
+		t.Fatalf("asked at %v, want %v", h.slos.lastAt(), want)
+	}
+	problem(t, h.do(t, call{method: "GET", path: "/v1/slos/nothing", token: tokRead}), http.StatusNotFound)
+	for _, path := range []string{"/v1/slos?at=now", "/v1/slos/checkout-availability?at=1700000000"} {
+		p := problem(t, h.do(t, call{method: "GET", path: path, token: tokRead}), http.StatusBadRequest)
+		if !p.names("at") {
+			t.Fatalf("%s: problem %+v does not name at", path, p)
+		}
+	}
+}
+
+func TestNoSLOsIsAnEmptyList(t *testing.T) {
+	h := newHarness(t)
+	h.slos.statuses = nil
+	r := h.do(t, call{method: "GET", path: "/v1/slos", token: tokRead})
+	if r.status != http.StatusOK || string(r.body) != "{\"items\":[]}\n" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
