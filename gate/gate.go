@@ -85,6 +85,9 @@ type Deploys interface {
 	// Latest returns the newest deploy of service in env started before
 	// the instant; found is false when there is none.
 	Latest(ctx context.Context, service, env string, before time.Time) (d Deploy, found bool, err error)
+	// OfVersion returns the newest deploy of a version of service in env;
+	// found is false when there is none.
+	OfVersion(ctx context.Context, service, env, version string) (d Deploy, found bool, err error)
 }
 
 // Override is a break-glass lifting of the budget policy.
@@ -320,7 +323,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 		Version: req.Version, DeployID: req.DeployID, Baseline: req.BaselineVersion,
 		Policy: policy.Name, EvaluatedAt: now, Checks: []Check{},
 	}
-	deploy, hasDeploy, err := e.findDeploy(ctx, req, now)
+	deploy, hasDeploy, err := e.findDeploy(ctx, req)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -382,8 +385,8 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 }
 
 // findDeploy finds the deploy a request is about: by id, else the newest
-// deploy of the service in the environment when it is of the version asked.
-func (e *Engine) findDeploy(ctx context.Context, req Request, now time.Time) (Deploy, bool, error) {
+// deploy of the version asked in the service's environment.
+func (e *Engine) findDeploy(ctx context.Context, req Request) (Deploy, bool, error) {
 	if e.cfg.Deploys == nil {
 		if req.DeployID != "" {
 			return Deploy{}, false, fmt.Errorf("%w: deployId %q: this gate records no deploys", ErrUnknownDeploy, req.DeployID)
@@ -406,14 +409,11 @@ func (e *Engine) findDeploy(ctx context.Context, req Request, now time.Time) (De
 	if req.Version == "" {
 		return Deploy{}, false, nil
 	}
-	d, found, err := e.cfg.Deploys.Latest(ctx, req.Service, req.Environment, now.Add(time.Second))
+	d, found, err := e.cfg.Deploys.OfVersion(ctx, req.Service, req.Environment, req.Version)
 	if err != nil {
-		return Deploy{}, false, fmt.Errorf("gate %s/%s: latest deploy: %w", req.Service, req.Environment, err)
+		return Deploy{}, false, fmt.Errorf("gate %s/%s: deploy of version %s: %w", req.Service, req.Environment, req.Version, err)
 	}
-	if !found || d.Version != req.Version {
-		return Deploy{}, false, nil
-	}
-	return d, true, nil
+	return d, found, nil
 }
 
 // maxReason bounds the answer's reason: it is what Argo Rollouts and

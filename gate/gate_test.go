@@ -73,6 +73,17 @@ func (f fakeDeploys) Latest(_ context.Context, service, env string, before time.
 	return best, found, nil
 }
 
+func (f fakeDeploys) OfVersion(_ context.Context, service, env, version string) (Deploy, bool, error) {
+	var best Deploy
+	found := false
+	for _, d := range f {
+		if d.Service == service && d.Environment == env && d.Version == version && (!found || d.StartedAt.After(best.StartedAt)) {
+			best, found = d, true
+		}
+	}
+	return best, found, nil
+}
+
 type fakeOverrides struct{ o *Override }
 
 func (f fakeOverrides) Active(context.Context, string, string, time.Time) (Override, bool, error) {

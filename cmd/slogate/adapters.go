@@ -41,6 +41,30 @@ func (a storeDeploys) Latest(ctx context.Context, service, env string, before ti
 	return gateDeploy(d), true, nil
 }
 
+// ofVersionScan bounds how many recent deploys OfVersion looks through.
+const ofVersionScan = 1000
+
+func (a storeDeploys) OfVersion(ctx context.Context, service, env, version string) (gate.Deploy, bool, error) {
+	f := store.DeployFilter{Service: service, Environment: env, Limit: 200}
+	for seen := 0; seen < ofVersionScan; {
+		page, next, err := a.s.ListDeploys(ctx, f)
+		if err != nil {
+			return gate.Deploy{}, false, err
+		}
+		for _, d := range page {
+			if d.Version == version {
+				return gateDeploy(d), true, nil
+			}
+		}
+		seen += len(page)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	return gate.Deploy{}, false, nil
+}
+
 // storeOverrides lets the gate find break-glass overrides.
 type storeOverrides struct{ s store.Store }
 

@@ -146,6 +146,7 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 		PipelineURL     string            `json:"pipelineUrl,omitempty"`
 		Strategy        string            `json:"strategy,omitempty"`
 		Labels          map[string]string `json:"labels,omitempty"`
+		StartedAt       string            `json:"startedAt,omitempty"`
 	}
 	fs.StringVar(&d.Service, "service", "", "service (required)")
 	fs.StringVar(&d.Environment, "environment", "", "environment (required)")
@@ -154,6 +155,7 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 	fs.StringVar(&d.Commit, "commit", "", "commit SHA")
 	fs.StringVar(&d.PipelineURL, "pipeline-url", "", "link to the pipeline run")
 	fs.StringVar(&d.Strategy, "strategy", "", "rolling, canary or bluegreen")
+	fs.StringVar(&d.StartedAt, "started-at", "", "when the deploy began, RFC 3339 (default now)")
 	var labels stringList
 	fs.Var(&labels, "label", "label key=value (repeatable)")
 	key := fs.String("idempotency-key", "", "Idempotency-Key header: the same key twice records the deploy once (default: derived from service, environment, version and commit)")
@@ -170,6 +172,11 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return usageError("%s required", strings.Join(missing, ", "))
+	}
+	if d.StartedAt != "" {
+		if _, err := time.Parse(time.RFC3339, d.StartedAt); err != nil {
+			return usageError("--started-at %q: want an RFC 3339 time such as 2026-11-21T12:00:00Z", d.StartedAt)
+		}
 	}
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
