@@ -498,6 +498,11 @@ func (e *RateLimitError) Error() string {
 	return s
 }
 
+// NotBefore is the earliest instant GitHub may be called again; a
+// dispatcher can find it through an interface of its own
+// (interface{ NotBefore() time.Time }) without importing this package.
+func (e *RateLimitError) NotBefore() time.Time { return e.Until }
+
 // RetryAfter returns the earliest instant GitHub may be called again
 // after err, when err is (or wraps) a rate limit.
 func RetryAfter(err error) (time.Time, bool) {

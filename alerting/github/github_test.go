@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -606,6 +607,10 @@ func TestNotifyFailures(t *testing.T) {
 			until, ok := RetryAfter(err)
 			if ok != !tt.wantUntil.IsZero() || !until.Equal(tt.wantUntil) {
 				t.Errorf("RetryAfter() = %s, %t; want %s", until, ok, tt.wantUntil)
+			}
+			var nb interface{ NotBefore() time.Time }
+			if ok && (!errors.As(err, &nb) || !nb.NotBefore().Equal(tt.wantUntil)) {
+				t.Errorf("the rate limit error does not expose NotBefore() = %s", tt.wantUntil)
 			}
 			if strings.Contains(got, cfg.Token) {
 				t.Errorf("the error shows the token")

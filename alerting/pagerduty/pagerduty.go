@@ -218,9 +218,7 @@ func (n *Notifier) Notify(ctx context.Context, e alerting.Event) (retry bool, er
 	msg := n.describeFailure(rec)
 	switch {
 	case rec.status == http.StatusBadRequest:
-		// Final: the outbox will not send it again, so the reason is
-		// kept in the log as well as returned.
-		log.Error("pagerduty rejected the event", "status", rec.status, "reason", msg)
+		// Final; the dispatcher logs it when it gives the message up.
 		return false, fmt.Errorf("pagerduty: %s %s rejected: %s", ev.Action, ev.DedupKey, msg)
 	case rec.status == http.StatusTooManyRequests, rec.status == http.StatusRequestTimeout, rec.status >= 500:
 		return true, fmt.Errorf("pagerduty: %s %s: %s", ev.Action, ev.DedupKey, msg)
@@ -292,6 +290,7 @@ type details struct {
 	Service         string              `json:"service"`
 	SLO             string              `json:"slo"`
 	DisplayName     string              `json:"displayName,omitempty"`
+	AlertName       string              `json:"alertName,omitempty"`
 	Target          float64             `json:"target"`
 	Window          string              `json:"window"`
 	BudgetRemaining *float64            `json:"budgetRemaining"`
@@ -313,7 +312,7 @@ func detailsOf(a *alerting.Alert) details {
 		burn = map[string]*float64{}
 	}
 	return details{
-		Service: a.Service, SLO: a.SLO, DisplayName: a.DisplayName,
+		Service: a.Service, SLO: a.SLO, DisplayName: a.DisplayName, AlertName: a.Name,
 		Target: a.Target, Window: a.Window,
 		BudgetRemaining: a.BudgetRemaining, BurnRates: burn, Tiers: tiers,
 		StartsAt: a.StartsAt.UTC(), Description: a.Description,
