@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/slogate/slogate/slo"
@@ -310,6 +312,10 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 	if e.evals != nil {
 		e.evals()
 	}
+	ctx, span := tracer.Start(ctx, "gate.evaluate", trace.WithAttributes(
+		attribute.String("slogate.service", req.Service), attribute.String("slogate.environment", req.Environment),
+		attribute.String("slogate.version", req.Version), attribute.String("slogate.deploy_id", req.DeployID)))
+	defer span.End()
 	set := e.cfg.SLOs()
 	objs := set.ByService(req.Service)
 	if len(objs) == 0 {
@@ -379,6 +385,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 		a.Checks = append(a.Checks, cs...)
 	}
 	a.Decision, a.Reason = decide(a.Checks)
+	span.SetAttributes(attribute.String("slogate.decision", string(a.Decision)), attribute.String("slogate.evaluation_id", a.EvaluationID))
 	e.logger.InfoContext(ctx, "gate answer", "evaluation_id", a.EvaluationID, "service", a.Service,
 		"environment", a.Environment, "version", a.Version, "decision", a.Decision, "reason", a.Reason)
 	return a, nil

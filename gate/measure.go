@@ -10,8 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/slogate/slogate/slo"
 )
+
+var tracer = otel.Tracer("github.com/slogate/slogate/gate")
 
 // Source measures an SLI over a range, narrowed to a scope.
 // collectors.Mux satisfies it.
@@ -58,12 +65,26 @@ func (m *Measurer) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope s
 		return slo.Counts{}, context.Cause(ctx)
 	}
 	defer func() { <-m.sem }()
+	ctx, span := tracer.Start(ctx, "measure "+string(sli.SourceType()), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("slogate.sli", sli.Name),
+			attribute.String("slogate.window", slo.FormatDuration(r.Duration())),
+			attribute.String("slogate.range.end", r.End.UTC().Format(time.RFC3339)),
+			attribute.StringSlice("slogate.scope", scope.Keys()),
+		))
+	defer span.End()
 	ctx, cancel := context.WithTimeoutCause(ctx, m.timeout,
 		fmt.Errorf("measuring %s over %s timed out after %s: %w", sli.Name, slo.FormatDuration(r.Duration()), m.timeout, slo.ErrTimeout))
 	defer cancel()
 	c, err := m.src.Counts(ctx, sli, r, scope)
 	if err != nil && ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
-		return c, context.Cause(ctx)
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	} else {
+		span.SetAttributes(attribute.Float64("slogate.good", c.Good), attribute.Float64("slogate.total", c.Total))
 	}
 	return c, err
 }

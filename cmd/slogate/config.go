@@ -25,6 +25,7 @@ type Config struct {
 	Notify     NotifyConfig     `yaml:"notify"`
 	Auth       AuthConfig       `yaml:"auth"`
 	Log        LogConfig        `yaml:"log"`
+	Telemetry  TelemetryConfig  `yaml:"telemetry"`
 
 	// embedded is true for DefaultConfig (no --config).
 	embedded bool
@@ -131,6 +132,15 @@ type TokenConfig struct {
 	Name   string   `yaml:"name"`
 	Value  string   `yaml:"value"`
 	Scopes []string `yaml:"scopes"`
+}
+
+// TelemetryConfig exports slogate's own traces over OTLP/HTTP.
+type TelemetryConfig struct {
+	// Endpoint is the OTLP/HTTP traces URL, e.g.
+	// http://otel-collector:4318/v1/traces. Empty: not exported.
+	Endpoint    string            `yaml:"endpoint"`
+	Headers     map[string]string `yaml:"headers"`
+	SampleRatio float64           `yaml:"sampleRatio"`
 }
 
 // LogConfig sets the log format and level.
@@ -299,6 +309,9 @@ func (c *Config) validate(name string) []error {
 				bad(field+".scopes", "unknown scope %q (want gate:read, deploys:write, overrides:write or admin)", s)
 			}
 		}
+	}
+	if c.Telemetry.SampleRatio < 0 || c.Telemetry.SampleRatio > 1 {
+		bad("telemetry.sampleRatio", "want a share in [0,1], got %v", c.Telemetry.SampleRatio)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -18,6 +18,7 @@ import (
 
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/telemetry"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -70,6 +71,22 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		cfg.Gate.CacheTTL = &Duration{f.cacheTTL}
 	}
 	logger := newLogger(env, cfg.Log)
+	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{
+		Endpoint: cfg.Telemetry.Endpoint, Headers: cfg.Telemetry.Headers, SampleRatio: cfg.Telemetry.SampleRatio, Version: version,
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := shutdownTracing(ctx); err != nil {
+			logger.Warn("flushing traces", "err", err)
+		}
+	}()
+	if cfg.Telemetry.Endpoint != "" {
+		logger.Info("exporting traces over OTLP/HTTP", "sample_ratio", cfg.Telemetry.SampleRatio)
+	}
 	if embedded {
 		logger.Info("no --config: running on the embedded defaults", "listen", cfg.Listen, "slos", cfg.SLOs,
 			"store", cfg.Store, "prometheus", defaultPrometheus)
@@ -93,10 +110,11 @@ func newLogger(env *environment, lc LogConfig) *slog.Logger {
 		level = slog.LevelError
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(env.stderr, opts)
 	if lc.Format == "text" {
-		return slog.New(slog.NewTextHandler(env.stderr, opts))
+		h = slog.NewTextHandler(env.stderr, opts)
 	}
-	return slog.New(slog.NewJSONHandler(env.stderr, opts))
+	return slog.New(telemetry.LogHandler{Handler: h})
 }
 
 // server is a running slogate: the store, the sources, the gate, the
@@ -234,7 +252,7 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           telemetry.Middleware(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
