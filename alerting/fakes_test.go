@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 )
@@ -35,6 +34,7 @@ type fakeOutbox struct {
 	mu       sync.Mutex
 	nextID   int64
 	msgs     map[int64]*fakeMsg
+	list     []*fakeMsg // by id
 	byKey    map[string]int64
 	claimErr error
 	failed   []failure // every MarkFailed, in order
@@ -71,7 +71,9 @@ func (o *fakeOutbox) Enqueue(_ context.Context, msgs ...Message) error {
 		}
 		o.nextID++
 		m.ID, m.Attempts = o.nextID, 0
-		o.msgs[m.ID] = &fakeMsg{Message: m, next: m.CreatedAt}
+		fm := &fakeMsg{Message: m, next: m.CreatedAt}
+		o.msgs[m.ID] = fm
+		o.list = append(o.list, fm)
 		o.byKey[m.Key] = m.ID
 	}
 	return nil
@@ -83,20 +85,32 @@ func (o *fakeOutbox) ClaimOutbox(_ context.Context, peer string, limit int, leas
 	if o.claimErr != nil {
 		return nil, o.claimErr
 	}
-	var due []*fakeMsg
-	for _, m := range o.msgs {
-		if !m.delivered && !m.next.After(now) && !m.leaseEnd.After(now) && (peer == "" || m.Peer == peer) {
-			due = append(due, m)
+	// The limit earliest due (by next attempt, then id), without sorting
+	// the whole outbox: claims are frequent and limits small.
+	before := func(a, b *fakeMsg) bool {
+		if !a.next.Equal(b.next) {
+			return a.next.Before(b.next)
 		}
+		return a.ID < b.ID
 	}
-	sort.Slice(due, func(i, j int) bool {
-		if !due[i].next.Equal(due[j].next) {
-			return due[i].next.Before(due[j].next)
+	due := make([]*fakeMsg, 0, limit+1)
+	for _, m := range o.list {
+		if m.delivered || m.next.After(now) || m.leaseEnd.After(now) || (peer != "" && m.Peer != peer) {
+			continue
 		}
-		return due[i].ID < due[j].ID
-	})
-	if len(due) > limit {
-		due = due[:limit]
+		if len(due) == limit && !before(m, due[limit-1]) {
+			continue
+		}
+		i := len(due)
+		for i > 0 && before(m, due[i-1]) {
+			i--
+		}
+		due = append(due, nil)
+		copy(due[i+1:], due[i:])
+		due[i] = m
+		if len(due) > limit {
+			due = due[:limit]
+		}
 	}
 	out := make([]Message, 0, len(due))
 	for _, m := range due {
@@ -149,7 +163,7 @@ func (o *fakeOutbox) undelivered() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := 0
-	for _, m := range o.msgs {
+	for _, m := range o.list {
 		if !m.delivered {
 			n++
 		}

@@ -303,3 +303,52 @@ func TestTrackerStatesOverSQLiteAudit(t *testing.T) {
 }
 
 func ptr(v float64) *float64 { return &v }
+
+// BenchmarkDispatchSQLite measures deliveries per second through a real
+// SQLite outbox (a claim, a delivery and a MarkDelivered transaction each)
+// to a loopback sink.
+func BenchmarkDispatchSQLite(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+b.TempDir()+"/s.db", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	sink := &countingSink{}
+	d, err := alerting.NewDispatcher(alerting.DispatcherConfig{Outbox: &storeOutbox{s: st}, Notifiers: []alerting.Notifier{sink}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := make([]alerting.Event, b.N)
+	at := time.Now()
+	for i := range events {
+		events[i] = deployEvent(store.NewID("dep"), at)
+	}
+	if err := d.Send(ctx, events...); err != nil {
+		b.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	b.ResetTimer()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { d.Run(rctx); close(done) }()
+	for sink.n.Load() < int64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	<-done
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+}
+
+type countingSink struct{ n atomic.Int64 }
+
+func (s *countingSink) Peer() string { return alerting.PeerGrafana }
+func (s *countingSink) Key(e alerting.Event) string {
+	return "deploy/" + e.Deploy.ID
+}
+func (s *countingSink) Notify(context.Context, alerting.Event) (bool, error) {
+	s.n.Add(1)
+	return false, nil
+}
