@@ -54,6 +54,13 @@ type Abandoner interface {
 // an Abandoner: a time no claim reaches.
 var Never = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
+// NotBefore is implemented by a notifier's error that knows when the peer
+// may be called again (a rate limit's reset, a Retry-After): the retry is
+// not scheduled earlier, and the peer's other messages wait too.
+type NotBefore interface {
+	NotBefore() time.Time
+}
+
 // Outcomes of a delivery attempt, the outcome label of
 // slogate_notifications_total.
 const (
@@ -104,6 +111,9 @@ type Dispatcher struct {
 	logger    *slog.Logger
 	wake      map[string]chan struct{}
 	metrics   dispatchMetrics
+
+	pauseMu sync.Mutex
+	paused  map[string]time.Time // peer → no claims before
 
 	randMu sync.Mutex
 	rand   func() float64 // in [0,1); replaced by tests
@@ -161,7 +171,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{
-		cfg: cfg, notifiers: map[string]Notifier{}, wake: map[string]chan struct{}{},
+		cfg: cfg, notifiers: map[string]Notifier{}, wake: map[string]chan struct{}{}, paused: map[string]time.Time{},
 		logger: cfg.Logger.With("component", "dispatcher"), rand: rand.Float64,
 	}
 	for i, n := range cfg.Notifiers {
@@ -297,7 +307,7 @@ func (d *Dispatcher) runPeer(ctx context.Context, peer string) {
 	for ctx.Err() == nil {
 		free := d.cfg.Concurrency - len(slots)
 		full := false
-		if free > 0 {
+		if free > 0 && !d.isPaused(peer) {
 			msgs, err := d.cfg.Outbox.ClaimOutbox(ctx, peer, free, d.cfg.Lease, d.cfg.Clock())
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -402,6 +412,11 @@ func (d *Dispatcher) deliver(ctx context.Context, logger *slog.Logger, n Notifie
 		d.giveUp(book, logger, m, OutcomeFailed, err)
 	default:
 		next := now.Add(d.backoff(m.Attempts))
+		var nb NotBefore
+		if errors.As(err, &nb) && nb.NotBefore().After(next) {
+			next = nb.NotBefore()
+			d.pause(peer, next)
+		}
 		if limit := m.CreatedAt.Add(d.cfg.MaxAge); next.After(limit) {
 			d.giveUp(book, logger, m, OutcomeExpired, fmt.Errorf("expired: the next attempt would be after the max age %s: last error: %w", d.cfg.MaxAge, err))
 			return
@@ -412,6 +427,21 @@ func (d *Dispatcher) deliver(ctx context.Context, logger *slog.Logger, n Notifie
 		logger.Warn("notification failed, will retry", "error", err, "next_attempt", next)
 		d.metrics.total.WithLabelValues(peer, OutcomeRetried).Inc()
 	}
+}
+
+// pause stops the claims of peer until t.
+func (d *Dispatcher) pause(peer string, t time.Time) {
+	d.pauseMu.Lock()
+	defer d.pauseMu.Unlock()
+	if t.After(d.paused[peer]) {
+		d.paused[peer] = t
+	}
+}
+
+func (d *Dispatcher) isPaused(peer string) bool {
+	d.pauseMu.Lock()
+	defer d.pauseMu.Unlock()
+	return d.cfg.Clock().Before(d.paused[peer])
 }
 
 // giveUp ends m undelivered: through the Outbox's Abandon when it has one,

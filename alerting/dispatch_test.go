@@ -165,6 +165,26 @@ func TestDispatcherDelivery(t *testing.T) {
 				t.Errorf("last error %q, next %v", m.lastErr, m.next)
 			}
 		},
+		"a rate-limited peer is not called again before the time its error names": func(t *testing.T) {
+			var h *harness
+			n := newFakeNotifier("github", func(context.Context, Event) (bool, error) {
+				if h.clock.Now().Before(t0.Add(time.Hour)) {
+					return true, &rateLimited{until: t0.Add(time.Hour)}
+				}
+				return false, nil
+			})
+			h = startDispatcher(t, DispatcherConfig{Notifiers: []Notifier{n}, Concurrency: 1})
+			h.send(t, keyed("a", t0), keyed("b", t0))
+			h.eventually(t, 0, "the first call is refused", func() bool { return h.count("github", OutcomeRetried) == 1 })
+			h.eventually(t, time.Minute, "both are delivered", func() bool { return h.outbox.undelivered() == 0 })
+			h.stop()
+			if calls, _, _, _ := n.stats(); calls != 3 {
+				t.Errorf("%d calls, want 3: the other message waited for the reset too", calls)
+			}
+			if f := h.outbox.failures(); len(f) != 1 || !f[0].next.Equal(t0.Add(time.Hour)) {
+				t.Errorf("failures %+v, want one retry at the reset", f)
+			}
+		},
 		"an undecodable payload is given up": func(t *testing.T) {
 			n := newFakeNotifier("grafana", func(context.Context, Event) (bool, error) { return false, nil })
 			h := startDispatcher(t, DispatcherConfig{Notifiers: []Notifier{n}})
@@ -424,3 +444,8 @@ type keyFunc struct {
 func (k *keyFunc) Peer() string                                { return k.peer }
 func (k *keyFunc) Key(e Event) string                          { return k.key(e) }
 func (k *keyFunc) Notify(context.Context, Event) (bool, error) { return false, nil }
+
+type rateLimited struct{ until time.Time }
+
+func (e *rateLimited) Error() string        { return "403 rate limited" }
+func (e *rateLimited) NotBefore() time.Time { return e.until }
