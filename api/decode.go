@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -74,8 +75,11 @@ func decodeProblem(err error, max int64) error {
 		}
 		return invalid(FieldError{Field: field, Message: fmt.Sprintf("must be %s, got JSON %s", jsonKind(typ.Type.Kind().String()), typ.Value)})
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return invalid(FieldError{Field: strings.Trim(name, `"`), Message: "is not a known field"})
+	if quoted, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if name, err := strconv.Unquote(quoted); err == nil && name != "" {
+			return invalid(FieldError{Field: name, Message: "is not a known field"})
+		}
+		return invalid(FieldError{Field: "body", Message: "has an unknown field " + quoted})
 	}
 	return invalid(FieldError{Field: "body", Message: err.Error()})
 }

@@ -125,11 +125,11 @@ func (s *fakeSLOs) lastAt() time.Time {
 func exampleStatus() slo.Status {
 	return slo.Status{
 		Name: "checkout-availability", Service: "checkout", Target: 0.999, Window: "30d",
-		Source: slo.SourcePrometheus,
-		SLI:    slo.SLIFigures{Good: ptr(999500.0), Total: ptr(1000000.0), Ratio: ptr(0.9995), ErrorRatio: ptr(0.0005)},
+		Source:      slo.SourcePrometheus,
+		SLI:         slo.SLIFigures{Good: ptr(999500.0), Total: ptr(1000000.0), Ratio: ptr(0.9995), ErrorRatio: ptr(0.0005)},
 		ErrorBudget: slo.BudgetFigures{Total: 0.001, Consumed: ptr(0.5), Remaining: ptr(0.5)},
 		BurnRates:   map[string]*float64{"5m": ptr(0.2), "1h": ptr(0.4), "3d": nil},
-		Alerts: []slo.AlertState{{Severity: "page", LongWindow: "1h", ShortWindow: "5m", Factor: 14.4}},
+		Alerts:      []slo.AlertState{{Severity: "page", LongWindow: "1h", ShortWindow: "5m", Factor: 14.4}},
 		EvaluatedAt: fixedTime,
 		Range:       slo.RangeJSON{Start: fixedTime.Add(-30 * 24 * time.Hour), End: fixedTime},
 	}

@@ -1,0 +1,94 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// decodeFuzzed decodes body as a handler does and checks the outcome: a
+// problem of the decoding statuses, or a value.
+func decodeFuzzed(t *testing.T, body string, v any) bool {
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	err := decodeJSON(httptest.NewRecorder(), req, 4096, v, false)
+	if err == nil {
+		return true
+	}
+	var p *Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("decoding %q: %v is not a problem", body, err)
+	}
+	switch p.Status {
+	case http.StatusBadRequest:
+		if len(p.Errors) == 0 || p.Errors[0].Field == "" {
+			t.Fatalf("decoding %q: a 400 without a field: %+v", body, p)
+		}
+	case http.StatusRequestEntityTooLarge:
+		if len(body) <= 4096 {
+			t.Fatalf("decoding %d bytes: 413", len(body))
+		}
+	default:
+		t.Fatalf("decoding %q: status %d", body, p.Status)
+	}
+	return false
+}
+
+func FuzzDecodeDeploy(f *testing.F) {
+	f.Add(goodDeploy)
+	f.Add(`{"service":"checkout","environment":"production","version":"v2"}`)
+	f.Add(`{"service":"","labels":{"":"x"},"startedAt":"2026-13-01T00:00:00Z"}`)
+	f.Add(`{"version":1e999}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var r createDeployRequest
+		if !decodeFuzzed(t, body, &r) {
+			return
+		}
+		d, problems := r.deploy(fixedTime)
+		if len(problems) > 0 {
+			for _, p := range problems {
+				if p.Field == "" || p.Message == "" {
+					t.Fatalf("problem without a field: %+v", p)
+				}
+			}
+			return
+		}
+		if d.Service == "" || d.Environment == "" || d.Version == "" || len(d.Service) > maxNameLen {
+			t.Fatalf("accepted %+v from %q", d, body)
+		}
+		if !d.StartedAt.IsZero() && d.StartedAt.After(fixedTime.Add(maxFutureSkew)) {
+			t.Fatalf("accepted a deploy started in the future: %v", d.StartedAt)
+		}
+	})
+}
+
+func FuzzDecodeGate(f *testing.F) {
+	f.Add(`{"service":"checkout","environment":"production","version":"v2","deployId":"dep_1","baselineVersion":"v1"}`)
+	f.Add(`{"service":"checkout"}`)
+	f.Add(`{"service":"\u0000","environment":" "}`)
+	f.Add(`{"service":"checkout","environment":"production"} x`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var r gateRequest
+		if !decodeFuzzed(t, body, &r) {
+			return
+		}
+		req, err := r.request()
+		if err != nil {
+			var p *Problem
+			if !errors.As(err, &p) || p.Status != http.StatusBadRequest || len(p.Errors) == 0 {
+				t.Fatalf("validating %q: %v", body, err)
+			}
+			return
+		}
+		if strings.TrimSpace(req.Service) == "" || strings.TrimSpace(req.Environment) == "" {
+			t.Fatalf("accepted %+v from %q", req, body)
+		}
+		if !utf8.ValidString(req.Service) && len(req.Service) > maxNameLen {
+			t.Fatalf("accepted a service of %d bytes", len(req.Service))
+		}
+	})
+}
