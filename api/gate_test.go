@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,8 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 		"a deploy of another service is a 400 naming deployId": {
 			answer: failing(fmt.Errorf("%w: deploy dep_9 is of cart/production", gate.ErrInvalid)), query: "service=checkout&environment=production&deployId=dep_9",
 			status: 400, field: "deployId"},
+		"a caller that went away gets a 503, not a logged fault": {
+			answer: failing(fmt.Errorf("gate: %w", context.Canceled)), status: 503},
 		"a store failure is a 500, never an answer": {
 			answer: failing(errors.New("recording answer: database is locked")), status: 500},
 		"an answer without a decision is a 500, never a promote": {

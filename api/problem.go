@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,6 +115,10 @@ func problemFor(err error) *Problem {
 			Errors: []FieldError{{Field: "Idempotency-Key", Message: "reused with a different body"}}}
 	case errors.Is(err, store.ErrConflict):
 		return newProblem(http.StatusConflict, typeConflict, err.Error())
+	case errors.Is(err, context.Canceled):
+		// The caller went away (Argo and Flagger give up after 10s); not a
+		// fault of slogate, and no one reads the answer.
+		return newProblem(http.StatusServiceUnavailable, typeUnavailable, "the request was canceled before the answer was ready")
 	default:
 		return newProblem(http.StatusInternalServerError, typeInternal,
 			"slogate could not answer; the log has the cause under this request's id")
