@@ -236,7 +236,7 @@ func (s *fakeStore) ListDeploys(_ context.Context, f store.DeployFilter) ([]stor
 	return match[off:end], next, nil
 }
 
-func (s *fakeStore) FinishDeploy(_ context.Context, id, status string, at time.Time) (store.Deploy, error) {
+func (s *fakeStore) FinishDeploy(_ context.Context, id, status string, at time.Time, _ ...store.OutboxMessage) (store.Deploy, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, d := range s.deploys {

@@ -36,7 +36,7 @@ type Store interface {
 	CreateDeploy(ctx context.Context, d store.Deploy, idempotencyKey string, outbox ...store.OutboxMessage) (stored store.Deploy, created bool, err error)
 	GetDeploy(ctx context.Context, id string) (store.Deploy, error)
 	ListDeploys(ctx context.Context, f store.DeployFilter) ([]store.Deploy, string, error)
-	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time) (store.Deploy, error)
+	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (store.Deploy, error)
 	GetDecision(ctx context.Context, evaluationID string) (store.Decision, error)
 	CreateOverride(ctx context.Context, o store.Override) (store.Override, error)
 	RevokeOverride(ctx context.Context, id, by string) (store.Override, error)

@@ -261,7 +261,7 @@ func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, st
 	return out, next, nil
 }
 
-func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time) (Deploy, error) {
+func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (Deploy, error) {
 	if !validFinalStatus(status) {
 		return Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
 	}
@@ -269,8 +269,21 @@ func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedA
 	if finishedAt.IsZero() {
 		finishedAt = UTC(time.Now())
 	}
-	d, err := scanPGDeploy(s.pool.QueryRow(ctx, "UPDATE deploys SET status = $2, finished_at = $3 WHERE id = $1 AND status = $4 RETURNING "+pgDeployCols,
-		id, status, finishedAt, StatusRunning))
+	msgs, err := prepareOutbox(outbox, finishedAt)
+	if err != nil {
+		return Deploy{}, err
+	}
+	var d Deploy
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		d, err = scanPGDeploy(tx.QueryRow(ctx, "UPDATE deploys SET status = $2, finished_at = $3 WHERE id = $1 AND status = $4 RETURNING "+pgDeployCols,
+			id, status, finishedAt, StatusRunning))
+		if err == nil {
+			// Only the call that finished it tells the peers.
+			return pgEnqueue(ctx, tx, msgs)
+		}
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		d, err = s.GetDeploy(ctx, id)
 		if err != nil {

@@ -348,7 +348,7 @@ func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy
 	return out, next, nil
 }
 
-func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time) (Deploy, error) {
+func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (Deploy, error) {
 	if !validFinalStatus(status) {
 		return Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
 	}
@@ -356,10 +356,15 @@ func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finis
 	if finishedAt.IsZero() {
 		finishedAt = UTC(time.Now())
 	}
+	msgs, err := prepareOutbox(outbox, finishedAt)
+	if err != nil {
+		return Deploy{}, err
+	}
 	var out Deploy
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE deploys SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
-			status, us(finishedAt), id, StatusRunning); err != nil {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE deploys SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
+			status, us(finishedAt), id, StatusRunning)
+		if err != nil {
 			return err
 		}
 		d, err := scanSQLiteDeploy(tx.QueryRowContext(ctx, "SELECT "+sqliteDeployCols+" FROM deploys WHERE id = ?", id))
@@ -371,6 +376,12 @@ func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finis
 		}
 		if d.Status != status {
 			return fmt.Errorf("already %s: %w", d.Status, ErrConflict)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			// Only the call that finished it tells the peers.
+			if err := sqliteEnqueue(ctx, tx, msgs); err != nil {
+				return err
+			}
 		}
 		out = d
 		return nil

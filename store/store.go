@@ -177,9 +177,10 @@ type Store interface {
 	// ListDeploys returns one page, newest first, and the cursor of the
 	// next page ("" after the last).
 	ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error)
-	// FinishDeploy records the final status. Finishing again with the same
-	// status returns the deploy as it is; with another, ErrConflict.
-	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time) (Deploy, error)
+	// FinishDeploy records the final status and, in the same transaction,
+	// the outbox messages. Finishing again with the same status returns
+	// the deploy as it is and enqueues nothing; with another, ErrConflict.
+	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (Deploy, error)
 	// LatestDeploy is the newest deploy of service in env started strictly
 	// before the given time, or ErrNotFound.
 	LatestDeploy(ctx context.Context, service, env string, before time.Time) (Deploy, error)

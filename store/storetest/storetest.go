@@ -738,6 +738,12 @@ func testOutbox(t *testing.T, open Opener) {
 			_, _, err := s.CreateDeploy(ctx, newDeploy("s", "e", "v2", base), "k", msg("orphan", "grafana"))
 			return err
 		},
+		"a conflicting finish enqueues nothing": func(s store.Store, ctx context.Context) error {
+			d, _, _ := s.CreateDeploy(ctx, newDeploy("s", "e", "v1", base), "")
+			s.FinishDeploy(ctx, d.ID, store.StatusSucceeded, base.Add(time.Hour))
+			_, err := s.FinishDeploy(ctx, d.ID, store.StatusFailed, base.Add(time.Hour), msg("orphan", "grafana"))
+			return err
+		},
 		"a conflicting decision enqueues nothing": func(s store.Store, ctx context.Context) error {
 			d := store.Decision{EvaluationID: "ev_1", Service: "s", Environment: "e", Decision: store.DecisionHalt}
 			s.SaveDecision(ctx, d)
@@ -757,6 +763,22 @@ func testOutbox(t *testing.T, open Opener) {
 			}
 		})
 	}
+	t.Run("a finish enqueues its messages once: a repeated finish enqueues nothing", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d, _, err := s.CreateDeploy(ctx, newDeploy("s", "e", "v1", base), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.FinishDeploy(ctx, d.ID, store.StatusSucceeded, base.Add(time.Hour), msg("finish", "grafana")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.FinishDeploy(ctx, d.ID, store.StatusSucceeded, base.Add(2*time.Hour), msg("finish-again", "grafana")); err != nil {
+			t.Fatal(err)
+		}
+		if got := keys(claimAll(t, s, "grafana", soon())); !reflect.DeepEqual(got, []string{"finish"}) {
+			t.Errorf("claimed %v, want only the first finish's message", got)
+		}
+	})
 	t.Run("a saved decision's messages are enqueued with it", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		if _, err := s.SaveDecision(ctx, store.Decision{Service: "s", Environment: "e", Decision: store.DecisionHalt}, msg("d", "github")); err != nil {
