@@ -80,7 +80,10 @@ func (a storeOverrides) Active(ctx context.Context, service, env string, at time
 // trail) with the notifications it causes, in one transaction.
 type storeRecorder struct {
 	s      store.Store
-	outbox func(a gate.Answer, body []byte) []store.OutboxMessage
+	outbox func(ctx context.Context, a gate.Answer) []store.OutboxMessage
+	// wake, when set, is called after an answer with notifications is
+	// stored (the dispatcher delivers them at once).
+	wake func()
 }
 
 func (r storeRecorder) Record(ctx context.Context, a gate.Answer) error {
@@ -90,12 +93,15 @@ func (r storeRecorder) Record(ctx context.Context, a gate.Answer) error {
 	}
 	var msgs []store.OutboxMessage
 	if r.outbox != nil {
-		msgs = r.outbox(a, body)
+		msgs = r.outbox(ctx, a)
 	}
 	_, err = r.s.SaveDecision(ctx, store.Decision{
 		EvaluationID: a.EvaluationID, Service: a.Service, Environment: a.Environment,
 		Version: a.Version, DeployID: a.DeployID, Decision: string(a.Decision), Reason: a.Reason,
 		Body: body, EvaluatedAt: a.EvaluatedAt,
 	}, msgs...)
+	if err == nil && len(msgs) > 0 && r.wake != nil {
+		r.wake()
+	}
 	return err
 }

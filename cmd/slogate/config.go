@@ -16,16 +16,19 @@ import (
 // Unknown keys are errors; ${VAR} in any string is read from the
 // environment, so secrets stay out of the file.
 type Config struct {
-	Listen     string           `yaml:"listen"`
-	SLOs       []string         `yaml:"slos"`
-	Store      string           `yaml:"store"`
-	Sources    SourcesConfig    `yaml:"sources"`
-	Evaluation EvaluationConfig `yaml:"evaluation"`
-	Gate       GateConfig       `yaml:"gate"`
-	Notify     NotifyConfig     `yaml:"notify"`
-	Auth       AuthConfig       `yaml:"auth"`
-	Log        LogConfig        `yaml:"log"`
-	Telemetry  TelemetryConfig  `yaml:"telemetry"`
+	Listen string `yaml:"listen"`
+	// ExternalURL is where people reach this slogate (links in alerts and
+	// issues), e.g. https://slogate.example.com.
+	ExternalURL string           `yaml:"externalURL"`
+	SLOs        []string         `yaml:"slos"`
+	Store       string           `yaml:"store"`
+	Sources     SourcesConfig    `yaml:"sources"`
+	Evaluation  EvaluationConfig `yaml:"evaluation"`
+	Gate        GateConfig       `yaml:"gate"`
+	Notify      NotifyConfig     `yaml:"notify"`
+	Auth        AuthConfig       `yaml:"auth"`
+	Log         LogConfig        `yaml:"log"`
+	Telemetry   TelemetryConfig  `yaml:"telemetry"`
 
 	// embedded is true for DefaultConfig (no --config).
 	embedded bool
@@ -102,6 +105,14 @@ type NotifyConfig struct {
 		URL     string   `yaml:"url"`
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"alertmanager"`
+	// Outbox tunes the delivery of notifications.
+	Outbox struct {
+		// MaxAge gives up on a notification not delivered after this long
+		// (default 24h).
+		MaxAge Duration `yaml:"maxAge"`
+		// Retain keeps delivered notifications this long (default 7 days).
+		Retain Duration `yaml:"retain"`
+	} `yaml:"outbox"`
 	PagerDuty *struct {
 		RoutingKey string   `yaml:"routingKey"`
 		URL        string   `yaml:"url"`

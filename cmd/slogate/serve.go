@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/telemetry"
@@ -130,6 +134,8 @@ type server struct {
 	registry *prometheus.Registry
 	handler  http.Handler
 	sources  sourceFlags
+	// dispatcher delivers notifications; nil when no peer is configured.
+	dispatcher *alerting.Dispatcher
 }
 
 func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *slog.Logger) (*server, error) {
@@ -175,12 +181,28 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 	}
 	s.store = st
 
+	notifiers, err := buildNotifiers(cfg.Notify, cfg.ExternalURL, logger)
+	if err != nil {
+		st.Close()
+		return nil, usageError("%v", err)
+	}
+	recorder := storeRecorder{s: st}
+	var apiStore api.Store = st
+	var onRun func(context.Context, []slo.Status)
+	if len(notifiers) > 0 {
+		if s.dispatcher, onRun, err = s.notifications(st, notifiers); err != nil {
+			st.Close()
+			return nil, err
+		}
+		recorder.outbox, recorder.wake = decisionOutbox(s.dispatcher, st, logger), s.dispatcher.Wake
+		apiStore = notifyingStore{Store: st, d: s.dispatcher, logger: logger}
+	}
 	s.engine, err = gate.New(gate.Config{
 		Measurer:  s.measurer,
 		SLOs:      s.slos.Load,
 		Deploys:   storeDeploys{st},
 		Overrides: storeOverrides{st},
-		Recorder:  storeRecorder{s: st},
+		Recorder:  recorder,
 		CacheTTL:  cfg.Gate.cacheTTL(),
 		Logger:    logger,
 	})
@@ -189,7 +211,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		return nil, err
 	}
 	s.board, err = gate.NewBoard(gate.BoardConfig{
-		Measurer: s.measurer, SLOs: s.slos.Load, Logger: logger, Registry: s.registry,
+		Measurer: s.measurer, SLOs: s.slos.Load, Logger: logger, Registry: s.registry, OnRun: onRun,
 		Leader: func(ctx context.Context) bool {
 			_, ok, err := st.TryLeader(ctx, "evaluation")
 			if err != nil {
@@ -207,7 +229,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		tokens[i] = api.Token{Name: t.Name, Value: t.Value, Scopes: t.Scopes}
 	}
 	s.handler = api.NewServer(api.Deps{
-		Gate: s.engine, Store: st, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
+		Gate: s.engine, Store: apiStore, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
@@ -216,6 +238,72 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		},
 	})
 	return s, nil
+}
+
+// notifications sets up the delivery of notifications: the dispatcher
+// over the store's outbox, and the tracker that turns each scheduled
+// evaluation into alert, page and budget events.
+func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*alerting.Dispatcher, func(context.Context, []slo.Status), error) {
+	names := make([]string, len(notifiers))
+	for i, n := range notifiers {
+		names[i] = n.Peer()
+	}
+	d, err := alerting.NewDispatcher(alerting.DispatcherConfig{
+		Outbox: outboxAdapter{st}, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
+		MaxAge: s.cfg.Notify.Outbox.MaxAge.Duration,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	interval, err := scheduleInterval(s.cfg.Evaluation.Schedule, time.Now())
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	var links func(slo.Status) []alerting.Link
+	if base := strings.TrimRight(s.cfg.ExternalURL, "/"); base != "" {
+		links = func(st slo.Status) []alerting.Link {
+			return []alerting.Link{{Href: base + "/v1/slos/" + url.PathEscape(st.Name), Text: "slogate: " + st.Name}}
+		}
+	}
+	tracker, err := alerting.NewTracker(alerting.TrackerConfig{
+		State: alertStates{st}, Send: func(ctx context.Context, ev []alerting.Event) error { return d.Send(ctx, ev...) },
+		Interval: interval, Objectives: objectiveLookup(s.slos.Load), Links: links, Logger: s.logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.logger.Info("notifications on", "peers", names)
+	onRun := func(ctx context.Context, statuses []slo.Status) {
+		if len(statuses) == 0 {
+			return
+		}
+		tracker.Observe(ctx, statuses, statuses[0].EvaluatedAt)
+	}
+	return d, onRun, nil
+}
+
+// purgeOutbox deletes delivered notifications older than the retention,
+// hourly, until ctx ends.
+func (s *server) purgeOutbox(ctx context.Context) {
+	retain := s.cfg.Notify.Outbox.Retain.Duration
+	if retain <= 0 {
+		retain = 7 * 24 * time.Hour
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.PurgeOutbox(ctx, time.Now().Add(-retain))
+		if err != nil && ctx.Err() == nil {
+			s.logger.Warn("purging delivered notifications", "err", err)
+		} else if n > 0 {
+			s.logger.Info("purged delivered notifications", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // requireLoopback refuses an open API on anything but loopback.
@@ -278,6 +366,12 @@ func (s *server) run(ctx context.Context) error {
 			}
 		}
 	}()
+	var background sync.WaitGroup
+	if s.dispatcher != nil {
+		background.Go(func() { s.dispatcher.Run(runCtx) })
+		background.Go(func() { s.purgeOutbox(runCtx) })
+	}
+	defer background.Wait()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.logger.Info("slogate is serving", "address", ln.Addr().String(), "schedule", s.cfg.Evaluation.Schedule, "version", version)
