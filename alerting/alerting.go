@@ -11,6 +11,8 @@ package alerting
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/slogate/slogate/gate"
@@ -137,4 +139,43 @@ type Notifier interface {
 	// Notify delivers e. retry tells whether a failure may succeed later
 	// (a 5xx, a 429, a timeout) or is final (a 400).
 	Notify(ctx context.Context, e Event) (retry bool, err error)
+}
+
+// DecisionSubject is what a decision is about: its deploy id, else the
+// version, else (a decision about neither) the evaluation id. Notifiers
+// key their one-per-deploy notifications on it.
+func (e Event) DecisionSubject() string {
+	a := e.Decision
+	switch {
+	case a == nil:
+		return ""
+	case a.DeployID != "":
+		return a.DeployID
+	case e.DecisionDeploy != nil && e.DecisionDeploy.ID != "":
+		return e.DecisionDeploy.ID
+	case a.Version != "":
+		return a.Version
+	default:
+		return a.EvaluationID
+	}
+}
+
+// PeerURL checks a peer's base URL from the config: http or https, a host,
+// no credentials (they go in the token), no query or fragment. The error
+// names the peer and the field, never the URL (it may hold a secret).
+func PeerURL(peer, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: url: not a URL", peer)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%s: url: scheme must be http or https, got %q", peer, u.Scheme)
+	case u.Host == "":
+		return nil, fmt.Errorf("%s: url: host missing", peer)
+	case u.User != nil:
+		return nil, fmt.Errorf("%s: url: must not hold credentials (use the token or key setting)", peer)
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%s: url: must not have a query or fragment", peer)
+	}
+	return u, nil
 }

@@ -104,18 +104,9 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	if cfg.URL == "" {
 		cfg.URL = DefaultURL
 	}
-	base, err := url.Parse(strings.TrimSuffix(cfg.URL, "/"))
-	switch {
-	case err != nil:
-		errs = append(errs, errors.New("github: url: not a URL"))
-	case base.Scheme != "http" && base.Scheme != "https":
-		errs = append(errs, fmt.Errorf("github: url: scheme must be http or https, got %q", base.Scheme))
-	case base.Host == "":
-		errs = append(errs, errors.New("github: url: host missing"))
-	case base.User != nil:
-		errs = append(errs, errors.New("github: url: must not hold credentials (use token)"))
-	case base.RawQuery != "" || base.Fragment != "":
-		errs = append(errs, errors.New("github: url: must not have a query or fragment"))
+	base, err := alerting.PeerURL("github", strings.TrimSuffix(cfg.URL, "/"))
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Labels == nil {
 		cfg.Labels = DefaultLabels
@@ -181,7 +172,7 @@ func (n *Notifier) Key(e alerting.Event) string {
 	switch e.Kind {
 	case alerting.KindDecision:
 		if a := e.Decision; a != nil && a.Decision == gate.Halt {
-			return fmt.Sprintf("halt/%s/%s/%s", a.Service, a.Environment, haltSubject(e))
+			return fmt.Sprintf("halt/%s/%s/%s", a.Service, a.Environment, e.DecisionSubject())
 		}
 	case alerting.KindBudgetExhausted:
 		if b := e.Budget; b != nil && b.SLO != "" {
@@ -189,22 +180,6 @@ func (n *Notifier) Key(e alerting.Event) string {
 		}
 	}
 	return ""
-}
-
-// haltSubject is what was halted: the deploy id, else the version, else
-// (a halt about neither) the evaluation.
-func haltSubject(e alerting.Event) string {
-	a := e.Decision
-	switch {
-	case a.DeployID != "":
-		return a.DeployID
-	case e.DecisionDeploy != nil && e.DecisionDeploy.ID != "":
-		return e.DecisionDeploy.ID
-	case a.Version != "":
-		return a.Version
-	default:
-		return a.EvaluationID
-	}
 }
 
 // Marker is the line that fingerprints an issue body.

@@ -338,7 +338,7 @@ func TestNew(t *testing.T) {
 		},
 		"a URL with credentials is refused": {
 			cfg:     Config{Repo: "acme/shop", Token: token, URL: "https://x:" + token + "@ghe.example.com/api/v3"},
-			wantErr: "github: url: must not hold credentials (use token)",
+			wantErr: "github: url: must not hold credentials (use the token or key setting)",
 		},
 	}
 	for name, tt := range tests {

@@ -81,21 +81,10 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	base := ""
 	if cfg.URL == "" {
 		errs = append(errs, errors.New("grafana: url: required"))
-	} else if u, err := url.Parse(cfg.URL); err != nil {
-		errs = append(errs, errors.New("grafana: url: not a URL"))
+	} else if u, err := alerting.PeerURL("grafana", cfg.URL); err != nil {
+		errs = append(errs, err)
 	} else {
-		switch {
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("grafana: url: scheme must be http or https, got %q", u.Scheme))
-		case u.Host == "":
-			errs = append(errs, errors.New("grafana: url: host missing"))
-		case u.User != nil:
-			errs = append(errs, errors.New("grafana: url: must not hold credentials (use token)"))
-		case u.RawQuery != "" || u.Fragment != "":
-			errs = append(errs, errors.New("grafana: url: must not have a query or fragment"))
-		default:
-			base = strings.TrimSuffix(u.String(), "/")
-		}
+		base = strings.TrimSuffix(u.String(), "/")
 	}
 	if strings.TrimSpace(cfg.Token) == "" {
 		errs = append(errs, errors.New("grafana: token: required (a service account token)"))
@@ -156,26 +145,10 @@ func (n *Notifier) Key(e alerting.Event) string {
 		}
 	case alerting.KindDecision:
 		if a := e.Decision; a != nil && (a.Decision == gate.Promote || a.Decision == gate.Halt) {
-			return fmt.Sprintf("decision/%s/%s/%s/%s", a.Service, a.Environment, decisionSubject(e), a.Decision)
+			return fmt.Sprintf("decision/%s/%s/%s/%s", a.Service, a.Environment, e.DecisionSubject(), a.Decision)
 		}
 	}
 	return ""
-}
-
-// decisionSubject is what a decision is about: the deploy id, else the
-// version, else (a decision about neither) the evaluation.
-func decisionSubject(e alerting.Event) string {
-	a := e.Decision
-	switch {
-	case a.DeployID != "":
-		return a.DeployID
-	case e.DecisionDeploy != nil && e.DecisionDeploy.ID != "":
-		return e.DecisionDeploy.ID
-	case a.Version != "":
-		return a.Version
-	default:
-		return a.EvaluationID
-	}
 }
 
 // Notify creates or closes the annotation of e. A 200 is delivered; 400,

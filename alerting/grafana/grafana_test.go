@@ -251,7 +251,7 @@ func TestNew(t *testing.T) {
 		},
 		"a URL with credentials is refused": {
 			cfg:     Config{URL: "https://admin:admin@grafana.example.com", Token: token},
-			wantErr: "grafana: url: must not hold credentials (use token)",
+			wantErr: "grafana: url: must not hold credentials (use the token or key setting)",
 		},
 		"a URL that is not HTTP is refused": {
 			cfg:     Config{URL: "grafana.example.com:3000", Token: token},

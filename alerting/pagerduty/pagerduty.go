@@ -19,7 +19,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -85,19 +84,9 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	}
 	endpoint := DefaultURL
 	if cfg.URL != "" {
-		u, err := url.Parse(cfg.URL)
-		switch {
-		case err != nil:
-			errs = append(errs, errors.New("pagerduty: url: not a URL"))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("pagerduty: url: scheme must be http or https, got %q", u.Scheme))
-		case u.Host == "":
-			errs = append(errs, errors.New("pagerduty: url: host missing"))
-		case u.User != nil:
-			errs = append(errs, errors.New("pagerduty: url: must not hold credentials"))
-		case u.RawQuery != "" || u.Fragment != "":
-			errs = append(errs, errors.New("pagerduty: url: must not have a query or fragment"))
-		default:
+		if u, err := alerting.PeerURL("pagerduty", cfg.URL); err != nil {
+			errs = append(errs, err)
+		} else {
 			endpoint = strings.TrimSuffix(strings.TrimSuffix(u.String(), "/"), enqueuePath)
 		}
 	}

@@ -235,7 +235,7 @@ func TestNew(t *testing.T) {
 		},
 		"a URL with credentials is refused": {
 			cfg:     Config{RoutingKey: routingKey, URL: "https://user:secret@events.example.com"},
-			wantErr: "pagerduty: url: must not hold credentials",
+			wantErr: "pagerduty: url: must not hold credentials (use the token or key setting)",
 		},
 		"a URL without a host is refused": {
 			cfg:     Config{RoutingKey: routingKey, URL: "https:///v2/enqueue"},
