@@ -38,8 +38,18 @@ fmt-check:
 lint: fmt-check vet ## gofmt and go vet (and staticcheck when installed)
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); fi
 
-bench: deps ## benchmarks: loading 1,000 SLO files against a bare YAML decode, and each package's benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+# The load benchmarks of cmd/slogate (BenchmarkLoadGateCached, …): a
+# loadgen in a second process against slogate on 127.0.0.1, each with a
+# same-run baseline. An upper-case letter after "Load" leaves out
+# slo's BenchmarkLoad1000Files, which runs with the package benchmarks.
+LOADBENCH := ^BenchmarkLoad[A-Z]
+
+bench: deps ## benchmarks: each package's, then the load benchmarks (a loadgen process against slogate on 127.0.0.1, each with a same-run baseline)
+	@echo "== package benchmarks"
+	$(GO) test -run '^$$' -bench . -skip '$(LOADBENCH)' -benchmem -count=1 -timeout 30m $(PKGS)
+	@echo
+	@echo "== load benchmarks: figures from a loadgen process over loopback, baselines (bare-*) measured in the same run"
+	$(GO) test -run '^$$' -bench '$(LOADBENCH)' -benchtime 1x -count=1 -timeout 20m ./cmd/slogate/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@set -e; for pkg in $$($(GO) list ./...); do \

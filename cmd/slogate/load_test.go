@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -514,22 +517,20 @@ func benchDeploys(b *testing.B, lg loadgen, s *loadServer, db *sql.DB, ph func(i
 	b.ReportMetric(meanOf(bareRuns, p99), "bare-p99-ms")
 }
 
-// promQuery is one instant query an evaluation sent, from slogate's debug
-// log.
-type promQuery struct {
-	Msg   string `json:"msg"`
-	Query string `json:"query"`
-	At    string `json:"at"`
-}
-
 // BenchmarkLoadGateUncached: p50/p99 latency of an uncached answer (the
 // cache off) against the real Prometheus, -c 4 -n 200, against the same
 // number of raw PromQL instant queries at the same concurrency, sent to
 // Prometheus' /api/v1/query: the most expensive single query of the
 // evaluation (found by timing each of one evaluation's queries 5 times).
 // An evaluation runs its queries concurrently, so this baseline is its
-// floor. slogate logs at debug here, to list the queries; a handful of log
-// lines per answer.
+// floor.
+//
+// With the cache off, identical asks in flight together still share one
+// evaluation (de-duplication): the 4 workers ask the same question, so at
+// -c 4 fewer than 200 evaluations run; evaluations/200-asks says how many.
+// The c1 sub-benchmark asks one at a time, where every answer is a fresh
+// evaluation. slogate logs at debug here, to list and count the queries; a
+// handful of log lines per answer.
 func BenchmarkLoadGateUncached(b *testing.B) {
 	lg := buildLoadgen(b)
 	prom, deployed := startLoadPrometheus(b)
@@ -538,13 +539,7 @@ func BenchmarkLoadGateUncached(b *testing.B) {
 
 	mark := len(s.logs.String())
 	a, _ := s.ask(b)
-	var sent []promQuery
-	for line := range strings.Lines(s.logs.String()[mark:]) {
-		var q promQuery
-		if json.Unmarshal([]byte(line), &q) == nil && q.Msg == "prometheus query" {
-			sent = append(sent, q)
-		}
-	}
+	sent := loggedQueries(s.logs.String()[mark:])
 	if len(sent) == 0 {
 		b.Fatalf("no \"prometheus query\" in the debug log of one ask")
 	}
@@ -552,22 +547,104 @@ func BenchmarkLoadGateUncached(b *testing.B) {
 	b.Logf("the answer: %s, %q; %d queries, the heaviest alone takes %.2f ms (median of 5): %s",
 		a.Decision, a.Reason, len(sent), took, heaviest.Query)
 	bareURL := prom.URL + "/api/v1/query?" + url.Values{"query": {heaviest.Query}, "time": {heaviest.At}}.Encode()
-
 	gateURL := s.url + "/v1/gate?" + loadAsk.Encode()
-	var gateRuns, bareRuns []loadFigures
-	for b.Loop() {
-		g := lg.run(b, gateURL, append([]string{"-c", "4", "-n", "200"}, loadAuth...)...)
-		r := lg.run(b, bareURL, "-c", "4", "-n", "200")
-		b.Logf("slogate: %s", g)
-		b.Logf("bare:    %s", r)
-		gateRuns, bareRuns = append(gateRuns, g), append(bareRuns, r)
+
+	for _, c := range []string{"4", "1"} {
+		b.Run("c"+c, func(b *testing.B) {
+			var gateRuns, bareRuns []loadFigures
+			var evaluations float64
+			for b.Loop() {
+				mark := len(s.logs.String())
+				g := lg.run(b, gateURL, append([]string{"-c", c, "-n", "200"}, loadAuth...)...)
+				evals := float64(len(loggedQueries(s.logs.String()[mark:]))) / float64(len(sent))
+				r := lg.run(b, bareURL, "-c", c, "-n", "200")
+				b.Logf("slogate: %s; %.1f evaluations", g, evals)
+				b.Logf("bare:    %s", r)
+				gateRuns, bareRuns = append(gateRuns, g), append(bareRuns, r)
+				evaluations += evals
+			}
+			b.ReportMetric(meanOf(gateRuns, p50), "p50-ms")
+			b.ReportMetric(meanOf(gateRuns, p99), "p99-ms")
+			b.ReportMetric(meanOf(bareRuns, p50), "bare-p50-ms")
+			b.ReportMetric(meanOf(bareRuns, p99), "bare-p99-ms")
+			b.ReportMetric(meanOf(gateRuns, p50)/meanOf(bareRuns, p50), "p50-slogate/bare")
+			b.ReportMetric(evaluations/float64(len(gateRuns)), "evaluations/200-asks")
+			if c == "1" {
+				// A second floor, for one ask at a time: every query
+				// of the evaluation at once, as the evaluation sends
+				// them, 50 times in a row.
+				all := allQueries(b, prom.URL, sent, 50)
+				b.Logf("bare, all %d queries at once: p50 %.2f ms, p99 %.2f ms", len(sent), all.P50, all.P99)
+				b.ReportMetric(all.P50, "bare-all-p50-ms")
+				b.ReportMetric(all.P99, "bare-all-p99-ms")
+			}
+		})
 	}
-	b.ReportMetric(meanOf(gateRuns, p50), "p50-ms")
-	b.ReportMetric(meanOf(gateRuns, p99), "p99-ms")
-	b.ReportMetric(meanOf(bareRuns, p50), "bare-p50-ms")
-	b.ReportMetric(meanOf(bareRuns, p99), "bare-p99-ms")
-	b.ReportMetric(meanOf(gateRuns, p50)/meanOf(bareRuns, p50), "p50-slogate/bare")
-	b.ReportMetric(float64(len(sent)), "queries/evaluation")
+}
+
+// allQueries sends every query at once, rounds times one after the other,
+// and returns the p50 and p99 of the rounds' durations (the slowest query
+// of each).
+func allQueries(b *testing.B, promURL string, queries []promQuery, rounds int) loadFigures {
+	b.Helper()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = len(queries)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var took []time.Duration
+	for range rounds {
+		began := time.Now()
+		errs := make([]error, len(queries))
+		var wg sync.WaitGroup
+		for i, q := range queries {
+			wg.Go(func() {
+				resp, err := client.Get(promURL + "/api/v1/query?" + url.Values{"query": {q.Query}, "time": {q.At}}.Encode())
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs[i] = fmt.Errorf("query %s: %s", q.Query, resp.Status)
+				}
+			})
+		}
+		wg.Wait()
+		took = append(took, time.Since(began))
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	slices.Sort(took)
+	at := func(p float64) float64 {
+		i := max(0, int(math.Ceil(p/100*float64(len(took))))-1)
+		return float64(took[i]) / float64(time.Millisecond)
+	}
+	return loadFigures{Requests: int64(rounds), P50: at(50), P99: at(99)}
+}
+
+// promQuery is one instant query an evaluation sent, from slogate's debug
+// log.
+type promQuery struct {
+	Msg   string `json:"msg"`
+	Query string `json:"query"`
+	At    string `json:"at"`
+}
+
+// loggedQueries are the "prometheus query" lines of slogate's JSON log.
+func loggedQueries(logs string) []promQuery {
+	var sent []promQuery
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, `"prometheus query"`) {
+			continue
+		}
+		var q promQuery
+		if json.Unmarshal([]byte(line), &q) == nil && q.Msg == "prometheus query" {
+			sent = append(sent, q)
+		}
+	}
+	return sent
 }
 
 // heaviestQuery times each query 5 times, one at a time, and returns the
