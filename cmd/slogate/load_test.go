@@ -544,13 +544,15 @@ func BenchmarkLoadGateUncached(b *testing.B) {
 		b.Fatalf("no \"prometheus query\" in the debug log of one ask")
 	}
 	heaviest, took := heaviestQuery(b, prom.URL, sent)
-	b.Logf("the answer: %s, %q; %d queries, the heaviest alone takes %.2f ms (median of 5): %s",
+	// Logged by each sub-benchmark: a parent's log is not printed.
+	about := fmt.Sprintf("the answer: %s, %q; %d queries, the heaviest alone takes %.2f ms (median of 5): %s",
 		a.Decision, a.Reason, len(sent), took, heaviest.Query)
 	bareURL := prom.URL + "/api/v1/query?" + url.Values{"query": {heaviest.Query}, "time": {heaviest.At}}.Encode()
 	gateURL := s.url + "/v1/gate?" + loadAsk.Encode()
 
 	for _, c := range []string{"4", "1"} {
 		b.Run("c"+c, func(b *testing.B) {
+			b.Log(about)
 			var gateRuns, bareRuns []loadFigures
 			var evaluations float64
 			for b.Loop() {
