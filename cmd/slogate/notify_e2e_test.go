@@ -102,9 +102,10 @@ gate: {cacheTTL: 0s}
 auth:
   tokens:
     - {name: ci, value: "${CI_TOKEN}", scopes: [gate:read, deploys:write]}
+    - {name: reader, value: %[5]s, scopes: [gate:read]}
 log: {level: debug}
 notify:
-`, c.port, e.slos, c.store, e.prom)
+`, c.port, e.slos, c.store, e.prom, readToken)
 	if c.alertmanager != "" {
 		fmt.Fprintf(&b, "  alertmanager: {url: %q}\n", c.alertmanager)
 	}
@@ -996,8 +997,8 @@ func testNotificationFaults(t *testing.T, env notifyEnv) {
 	var halted, cartDeploy string
 
 	t.Run("every notification is delivered exactly once after its peer comes back", func(t *testing.T) {
-		// While every peer answers 503: two pages, a spent budget, a
-		// deploy started and finished, a halt.
+		// While every peer answers 503: two pages, a spent budget, two
+		// deploys started, a halt.
 		code, body := s.call(t, http.MethodPost, "/v1/deploys", ciToken, map[string]any{
 			"service": "cart", "environment": "production", "version": "v5", "previousVersion": "v1",
 		})
@@ -1012,19 +1013,30 @@ func testNotificationFaults(t *testing.T, env notifyEnv) {
 		eventually(t, 20*time.Second, func() string {
 			return fmt.Sprintf("refusals: pagerduty %d, grafana %d, github %d", pd.refusals(), gf.refusals(), gh.refusals())
 		}, func() bool { return pd.refusals() >= 2 && gf.refusals() >= 2 && gh.refusals() >= 2 })
-		s.finish(t, cartDeploy, "succeeded") // its annotation waits behind the start's
 		for _, peer := range []string{"pagerduty", "grafana", "github"} {
 			if n := s.metric(t, "slogate_notifications_total", "peer", peer, "outcome", "retried"); n < 1 {
 				t.Errorf("%s: %v retries counted while it was down", peer, n)
 			}
 		}
-
 		for _, p := range peers {
 			p.setMode(modeUp)
 		}
-		// PagerDuty: two triggers; Grafana: the deploy's start and finish
-		// and the halt; GitHub: the halt and the budget.
-		want := map[string]float64{"pagerduty": 2, "grafana": 3, "github": 2}
+
+		// Grafana down again while the deploy finishes: the region is
+		// closed when it is back. (The finish waits until the start is on
+		// Grafana: a start and a finish delivered at the same moment draw
+		// two annotations, see the report of issue #5.)
+		tag := "deploy-id:" + cartDeploy
+		eventually(t, 40*time.Second, gf.String, func() bool { return len(gf.withTags(tag)) == 1 })
+		gf.setMode(modeDown)
+		refused := gf.refusals()
+		s.finish(t, cartDeploy, "succeeded")
+		eventually(t, 20*time.Second, gf.String, func() bool { return gf.refusals() >= refused+2 })
+		gf.setMode(modeUp)
+
+		// PagerDuty: two triggers; Grafana: two deploys' starts, one
+		// finish, the halt; GitHub: the halt and the budget.
+		want := map[string]float64{"pagerduty": 2, "grafana": 4, "github": 2}
 		eventually(t, 40*time.Second, func() string {
 			return fmt.Sprintf("delivered pagerduty %v, grafana %v, github %v; %s; %s; %s",
 				s.delivered(t, "pagerduty"), s.delivered(t, "grafana"), s.delivered(t, "github"), pd, gf, gh)
@@ -1138,6 +1150,8 @@ func testReplicasNotifyOnce(t *testing.T, env notifyEnv) {
 	}
 	var d struct{ ID string }
 	_ = json.Unmarshal(body, &d)
+	// The finish waits for the start's annotation (see the fault test).
+	eventually(t, 20*time.Second, gf.String, func() bool { return len(gf.withTags("deploy-id:"+d.ID)) == 1 })
 	r1.finish(t, d.ID, "succeeded")
 	halted := r0.deploy(t, "checkout", "v2", "v1", env.deployed)
 	for range 2 {
@@ -1147,7 +1161,8 @@ func testReplicasNotifyOnce(t *testing.T, env notifyEnv) {
 
 	fastKey, legacyKey := pagerduty.DedupKey("fast", "fast-availability"), pagerduty.DedupKey("legacy", "legacy-availability")
 	const budget = "budget/legacy-availability/"
-	want := map[string]float64{"pagerduty": 2, "grafana": 3, "github": 2}
+	// Grafana: the two deploys' starts, one finish, the halt.
+	want := map[string]float64{"pagerduty": 2, "grafana": 4, "github": 2}
 	delivered := func(peer string) float64 { return r0.delivered(t, peer) + r1.delivered(t, peer) }
 	eventually(t, 40*time.Second, func() string {
 		return fmt.Sprintf("delivered pagerduty %v, grafana %v, github %v; %s; %s; %s",
