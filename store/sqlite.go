@@ -40,6 +40,11 @@ type sqliteStore struct {
 	path   string
 	logger *slog.Logger
 
+	// writes feeds the group-commit writer (see tx); nil before it runs.
+	writes      chan writeRequest
+	writerDone  chan struct{}
+	stopWriting chan struct{}
+
 	mu      sync.Mutex
 	leaders map[string]*os.File
 	closed  bool
@@ -106,6 +111,10 @@ func openSQLite(ctx context.Context, spec string, logger *slog.Logger) (Store, e
 		s.Close()
 		return nil, fmt.Errorf("store: sqlite %s: %w", p, err)
 	}
+	s.writes = make(chan writeRequest)
+	s.writerDone = make(chan struct{})
+	s.stopWriting = make(chan struct{})
+	go s.writer()
 	logger.Debug("sqlite store open", "path", p, "synchronous", syncMode)
 	return s, nil
 }
@@ -180,7 +189,43 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 }
 
 // tx runs fn in a write transaction (BEGIN IMMEDIATE on the one writer).
+// writeRequest is one transaction's work for the group-commit writer.
+type writeRequest struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// maxGroup bounds how many writes share one commit.
+const maxGroup = 128
+
+var errStoreClosed = errors.New("store is closed")
+
+// tx runs fn in a write transaction and returns once it is durably
+// committed (or failed). Writes are group-committed: concurrent calls are
+// gathered by one writer into one SQLite transaction, each in its own
+// savepoint, so a failing fn undoes only its own work, and the batch pays
+// for one WAL sync instead of one per call. Nothing is acknowledged before
+// the commit that holds it.
 func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.writes == nil { // during Open: migrations
+		return s.txNow(ctx, fn)
+	}
+	req := writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.writes <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopWriting:
+		return errStoreClosed
+	}
+	// Once handed over, the outcome is awaited whatever ctx says: the
+	// caller must not believe a write failed that was committed.
+	return <-req.done
+}
+
+// txNow runs fn in a transaction of its own.
+func (s *sqliteStore) txNow(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -190,6 +235,90 @@ func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// writer commits the queued writes in groups until the store closes.
+func (s *sqliteStore) writer() {
+	defer close(s.writerDone)
+	for {
+		var batch []writeRequest
+		select {
+		case r := <-s.writes:
+			batch = append(batch, r)
+		case <-s.stopWriting:
+			return
+		}
+	gather:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-s.writes:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		s.commitGroup(batch)
+	}
+}
+
+func (s *sqliteStore) commitGroup(batch []writeRequest) {
+	if len(batch) == 1 {
+		r := batch[0]
+		r.done <- s.txNow(r.ctx, r.fn)
+		return
+	}
+	results := make([]error, len(batch))
+	fail := func(err error) {
+		for i, r := range batch {
+			if results[i] == nil {
+				results[i] = err
+			}
+			r.done <- results[i]
+		}
+	}
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ok := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			_ = tx.Rollback()
+			fail(err)
+			return
+		}
+		if err := r.fn(tx); err != nil {
+			results[i] = err
+			if _, rerr := tx.Exec("ROLLBACK TO w"); rerr != nil {
+				// The transaction is gone (SQLite rolls it back on some
+				// errors): nothing of the group is committed.
+				_ = tx.Rollback()
+				fail(fmt.Errorf("group commit aborted by another write's failure (%v): %w", err, rerr))
+				return
+			}
+		} else {
+			ok++
+		}
+		if _, err := tx.Exec("RELEASE w"); err != nil {
+			_ = tx.Rollback()
+			fail(err)
+			return
+		}
+	}
+	if ok == 0 {
+		_ = tx.Rollback()
+	} else if err := tx.Commit(); err != nil {
+		fail(err)
+		return
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
 }
 
 func isSQLiteConstraint(err error, code int) bool {
@@ -881,6 +1010,10 @@ func (s *sqliteStore) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.stopWriting != nil {
+		close(s.stopWriting)
+		<-s.writerDone
+	}
 	for name, f := range s.leaders {
 		f.Close()
 		delete(s.leaders, name)

@@ -254,3 +254,57 @@ func TestPostgresLeadershipPassesWhenTheHolderSessionDies(t *testing.T) {
 		t.Errorf("a after losing its session: ok=%v err=%v, want not the leader", ok, err)
 	}
 }
+
+// Concurrent writes share SQLite commits (group commit); a write that fails
+// must undo only itself, and every acknowledged write must be there.
+func TestSQLiteGroupCommitIsolatesFailures(t *testing.T) {
+	dsn := sqliteDSN(t)
+	s, err := store.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	taken := store.Deploy{ID: "dep_taken", Service: "s", Environment: "e", Version: "v0"}
+	if _, _, err := s.CreateDeploy(ctx, taken, ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			d := store.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("v%d", i+1)}
+			if i%3 == 0 {
+				d.ID = "dep_taken" // refused: the id exists
+			}
+			_, _, errs[i] = s.CreateDeploy(ctx, d, "", store.OutboxMessage{Key: fmt.Sprintf("k%d", i), Peer: "grafana"})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case i%3 == 0 && !errors.Is(err, store.ErrConflict):
+			t.Errorf("write %d with a taken id: %v, want ErrConflict", i, err)
+		case i%3 != 0 && err != nil:
+			t.Errorf("write %d: %v", i, err)
+		case err == nil:
+			ok++
+		}
+	}
+	all, _, err := s.ListDeploys(ctx, store.DeployFilter{Service: "s", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != ok+1 {
+		t.Errorf("%d deploys stored, want the %d acknowledged ones and the first", len(all), ok)
+	}
+	msgs, err := s.ClaimOutbox(ctx, "grafana", 1000, time.Minute, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != ok {
+		t.Errorf("%d outbox messages, want %d: a refused write's messages must be undone with it", len(msgs), ok)
+	}
+}
