@@ -24,6 +24,7 @@ func TestCreatingADeployStoresItAndInvalidatesTheGate(t *testing.T) {
 		Commit: "9f2c1e", PipelineURL: "https://ci.example.com/p/1", Strategy: "canary",
 		Labels:    map[string]string{"team": "payments"},
 		StartedAt: time.Date(2026, 11, 21, 12, 1, 0, 0, time.UTC), Status: "running", CreatedAt: fixedTime,
+		CreatedBy: "ci",
 	}
 	if fmt.Sprint(d) != fmt.Sprint(want) {
 		t.Fatalf("deploy\n got %+v\nwant %+v", d, want)

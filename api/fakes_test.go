@@ -161,7 +161,10 @@ func newFakeStore() *fakeStore {
 func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, _ ...store.OutboxMessage) (store.Deploy, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	body, _ := json.Marshal(d)
+	// As the real store: CreatedBy is not part of the idempotency body.
+	anon := d
+	anon.CreatedBy = ""
+	body, _ := json.Marshal(anon)
 	if key != "" {
 		if e, ok := s.idem[key]; ok {
 			if e.body != string(body) {
@@ -185,6 +188,8 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 	if key != "" {
 		s.idem[key] = idemEntry{id: d.ID, body: string(body)}
 	}
+	// As the real store: the deploy is audited with it.
+	s.audit = append(s.audit, store.AuditEntry{Actor: d.CreatedBy, Action: store.ActionDeployCreated, Subject: d.ID})
 	return d, true, nil
 }
 

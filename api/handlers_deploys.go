@@ -90,6 +90,8 @@ func handleCreateDeploy(s Store, g Gate, clock func() time.Time, maxBody int64) 
 			fail(c, err)
 			return
 		}
+		// The store audits the deploy in the transaction that records it.
+		d.CreatedBy = principal(ctx)
 		stored, created, err := s.CreateDeploy(ctx, d, key)
 		if err != nil {
 			fail(c, err)
@@ -102,8 +104,6 @@ func handleCreateDeploy(s Store, g Gate, clock func() time.Time, maxBody int64) 
 			return
 		}
 		g.Invalidate(stored.Service, stored.Environment)
-		audit(ctx, s, "deploy.created", stored.ID, map[string]string{
-			"service": stored.Service, "environment": stored.Environment, "version": stored.Version})
 		writeJSON(c, http.StatusCreated, deployOut(stored))
 	}
 }

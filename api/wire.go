@@ -22,6 +22,8 @@ type Deploy struct {
 	FinishedAt      *time.Time        `json:"finishedAt,omitempty"`
 	Status          string            `json:"status"`
 	CreatedAt       time.Time         `json:"createdAt"`
+	// CreatedBy is the name of the token that recorded it.
+	CreatedBy string `json:"createdBy,omitempty"`
 }
 
 func deployOut(d store.Deploy) Deploy {
@@ -29,7 +31,7 @@ func deployOut(d store.Deploy) Deploy {
 		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
 		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,
 		Strategy: d.Strategy, Labels: d.Labels, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-		Status: d.Status, CreatedAt: d.CreatedAt,
+		Status: d.Status, CreatedAt: d.CreatedAt, CreatedBy: d.CreatedBy,
 	}
 }
 

@@ -278,3 +278,9 @@ func encodeLabels(m map[string]string) string {
 	b, _ := json.Marshal(m)
 	return string(b)
 }
+
+// deployAudit is the audit entry of a recorded deploy.
+func deployAudit(d Deploy) AuditEntry {
+	b, _ := json.Marshal(map[string]string{"service": d.Service, "environment": d.Environment, "version": d.Version})
+	return AuditEntry{At: d.CreatedAt, Actor: d.CreatedBy, Action: ActionDeployCreated, Subject: d.ID, Detail: string(b)}
+}

@@ -133,13 +133,13 @@ func utcOrNil(t *time.Time) *time.Time {
 	return &u
 }
 
-const pgDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels::text, started_at, finished_at, status, created_at"
+const pgDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels::text, started_at, finished_at, status, created_at, created_by"
 
 func scanPGDeploy(sc pgx.Row, extra ...any) (Deploy, error) {
 	var d Deploy
 	var labels string
 	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
-		&d.PipelineURL, &d.Strategy, &labels, &d.StartedAt, &d.FinishedAt, &d.Status, &d.CreatedAt}, extra...)
+		&d.PipelineURL, &d.Strategy, &labels, &d.StartedAt, &d.FinishedAt, &d.Status, &d.CreatedAt, &d.CreatedBy}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Deploy{}, err
 	}
@@ -169,11 +169,11 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 	}
 	insert := func(q pgQuerier) error {
 		tag, err := q.Exec(ctx, `INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
-			pipeline_url, strategy, labels, started_at, finished_at, status, created_at, idempotency_key, request_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13, $14, $15)
+			pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, idempotency_key, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13, $14, $15, $16)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
-			encodeLabels(d.Labels), d.StartedAt, d.FinishedAt, d.Status, d.CreatedAt, key, hash)
+			encodeLabels(d.Labels), d.StartedAt, d.FinishedAt, d.Status, d.CreatedAt, d.CreatedBy, key, hash)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
 		}
@@ -196,17 +196,15 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 		out, created = d, true
 		return nil
 	}
-	if len(msgs) == 0 {
-		// One statement, one round trip: no transaction needed.
-		err = insert(s.pool)
-	} else {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := insert(tx); err != nil || !created {
-				return err
-			}
-			return pgEnqueue(ctx, tx, msgs)
-		})
-	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := insert(tx); err != nil || !created {
+			return err
+		}
+		if err := pgAudit(ctx, tx, deployAudit(d)); err != nil {
+			return err
+		}
+		return pgEnqueue(ctx, tx, msgs)
+	})
 	if err != nil {
 		return Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
 	}

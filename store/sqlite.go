@@ -349,7 +349,7 @@ func sqlitePH(int) string { return "?" }
 
 type scanner interface{ Scan(dest ...any) error }
 
-const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at"
+const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by"
 
 func scanSQLiteDeploy(sc scanner, extra ...any) (Deploy, error) {
 	var d Deploy
@@ -357,7 +357,7 @@ func scanSQLiteDeploy(sc scanner, extra ...any) (Deploy, error) {
 	var started, created int64
 	var finished sql.NullInt64
 	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
-		&d.PipelineURL, &d.Strategy, &labels, &started, &finished, &d.Status, &created}, extra...)
+		&d.PipelineURL, &d.Strategy, &labels, &started, &finished, &d.Status, &created, &d.CreatedBy}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Deploy{}, err
 	}
@@ -383,9 +383,9 @@ func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey
 	created := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
-			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt),
+			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt), d.CreatedBy,
 			sql.NullString{String: idempotencyKey, Valid: idempotencyKey != ""}, hash)
 		if isSQLiteConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
@@ -408,6 +408,9 @@ func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey
 			}
 			out = existing
 			return nil
+		}
+		if err := sqliteAudit(ctx, tx, deployAudit(d)); err != nil {
+			return err
 		}
 		if err := sqliteEnqueue(ctx, tx, msgs); err != nil {
 			return err

@@ -52,6 +52,7 @@ const (
 
 // Audit actions written by the store itself.
 const (
+	ActionDeployCreated   = "deploy.created"
 	ActionOverrideCreated = "override.created"
 	ActionOverrideRevoked = "override.revoked"
 )
@@ -71,6 +72,9 @@ type Deploy struct {
 	FinishedAt      *time.Time
 	Status          string // StatusRunning (default), StatusSucceeded, StatusFailed, StatusRolledBack
 	CreatedAt       time.Time
+	// CreatedBy names who recorded it (an API token's name). It is not part
+	// of the idempotency body.
+	CreatedBy string
 }
 
 // DeployFilter selects deploys, newest (by StartedAt) first.
@@ -165,7 +169,8 @@ type OutboxStats struct {
 
 // Store is the persistence of the gate service.
 type Store interface {
-	// CreateDeploy stores d and, in the same transaction, the outbox
+	// CreateDeploy stores d and, in the same transaction, its audit entry
+	// (ActionDeployCreated by d.CreatedBy) and the outbox
 	// messages (a message whose key is already enqueued is ignored). With a
 	// non-empty idempotencyKey a second call with the same key stores
 	// nothing and returns the first deploy with created=false, or

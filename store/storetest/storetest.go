@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -637,6 +638,33 @@ func testAudit(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 	}
+	t.Run("a recorded deploy is audited with it, once, by who recorded it", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d := newDeploy("s", "e", "v1", base)
+		d.CreatedBy = "ci"
+		stored, _, err := s.CreateDeploy(ctx, d, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.CreatedBy != "ci" {
+			t.Errorf("CreatedBy = %q", stored.CreatedBy)
+		}
+		if got, _ := s.GetDeploy(ctx, stored.ID); got.CreatedBy != "ci" {
+			t.Errorf("read back CreatedBy = %q", got.CreatedBy)
+		}
+		other := d
+		other.CreatedBy = "someone-else" // not part of the idempotency body
+		if _, created, err := s.CreateDeploy(ctx, other, "k"); err != nil || created {
+			t.Fatalf("replay: created=%v err=%v", created, err)
+		}
+		es, _, err := s.ListAudit(ctx, store.AuditFilter{Action: store.ActionDeployCreated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 1 || es[0].Actor != "ci" || es[0].Subject != stored.ID || !strings.Contains(es[0].Detail, `"version":"v1"`) {
+			t.Errorf("audit = %+v", es)
+		}
+	})
 	t.Run("entries list newest first, filtered by actor, in pages", func(t *testing.T) {
 		var subjects []string
 		f := store.AuditFilter{Actor: "alice", Limit: 4}

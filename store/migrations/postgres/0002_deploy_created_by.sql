@@ -1,0 +1,2 @@
+-- Who recorded a deploy (the API token's name); audited with it.
+ALTER TABLE deploys ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
