@@ -882,7 +882,11 @@ func testEveryPeer(t *testing.T, env notifyEnv) {
 		})
 		// The alert is re-sent to Alertmanager at every evaluation; none
 		// of the re-sends may page again.
+		resent := s.delivered(t, "alertmanager")
 		awaitRuns(t, 3, s)
+		eventually(t, 10*time.Second, func() string {
+			return fmt.Sprintf("%v alerts re-sent to Alertmanager over 3 evaluations", s.delivered(t, "alertmanager")-resent)
+		}, func() bool { return s.delivered(t, "alertmanager") >= resent+3 })
 		if n := pd.count("trigger", key); n != 1 {
 			t.Errorf("PagerDuty got %d triggers for %s, want 1: %s", n, key, pd)
 		}
@@ -1014,9 +1018,10 @@ func testNotificationFaults(t *testing.T, env notifyEnv) {
 			return fmt.Sprintf("refusals: pagerduty %d, grafana %d, github %d", pd.refusals(), gf.refusals(), gh.refusals())
 		}, func() bool { return pd.refusals() >= 2 && gf.refusals() >= 2 && gh.refusals() >= 2 })
 		for _, peer := range []string{"pagerduty", "grafana", "github"} {
-			if n := s.metric(t, "slogate_notifications_total", "peer", peer, "outcome", "retried"); n < 1 {
-				t.Errorf("%s: %v retries counted while it was down", peer, n)
-			}
+			retried := func() float64 { return s.metric(t, "slogate_notifications_total", "peer", peer, "outcome", "retried") }
+			eventually(t, 10*time.Second, func() string {
+				return fmt.Sprintf("%s: %v retries counted while it was down", peer, retried())
+			}, func() bool { return retried() >= 1 })
 		}
 		for _, p := range peers {
 			p.setMode(modeUp)
