@@ -203,10 +203,12 @@ var errStoreClosed = errors.New("store is closed")
 
 // tx runs fn in a write transaction and returns once it is durably
 // committed (or failed). Writes are group-committed: concurrent calls are
-// gathered by one writer into one SQLite transaction, each in its own
-// savepoint, so a failing fn undoes only its own work, and the batch pays
-// for one WAL sync instead of one per call. Nothing is acknowledged before
-// the commit that holds it.
+// gathered by one writer into one SQLite transaction, which pays for one
+// WAL sync instead of one per call; when a write of the group fails, each
+// runs again alone, so a failing fn undoes only its own work. Nothing is
+// acknowledged before the commit that holds it. A fn may run twice: it
+// must not keep state across runs but what it returns through its
+// closure, set again on each run.
 func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if s.writes == nil { // during Open: migrations
 		return s.txNow(ctx, fn)
@@ -262,62 +264,42 @@ func (s *sqliteStore) writer() {
 }
 
 func (s *sqliteStore) commitGroup(batch []writeRequest) {
-	if len(batch) == 1 {
-		r := batch[0]
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) == 1 {
+		r := live[0]
 		r.done <- s.txNow(r.ctx, r.fn)
 		return
 	}
-	results := make([]error, len(batch))
-	fail := func(err error) {
-		for i, r := range batch {
-			if results[i] == nil {
-				results[i] = err
+	// Optimistically, every write of the group in one transaction. Writes
+	// rarely fail (a taken id, a conflict); when one does, the group is
+	// rolled back and each write runs again on its own, so a failure
+	// undoes only its own work.
+	err := s.txNow(context.Background(), func(tx *sql.Tx) error {
+		for _, r := range live {
+			if err := r.fn(tx); err != nil {
+				return err
 			}
-			r.done <- results[i]
 		}
-	}
-	tx, err := s.w.BeginTx(context.Background(), nil)
-	if err != nil {
-		fail(err)
+		return nil
+	})
+	if err == nil {
+		for _, r := range live {
+			r.done <- nil
+		}
 		return
 	}
-	ok := 0
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			results[i] = err
-			continue
-		}
-		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
-			_ = tx.Rollback()
-			fail(err)
-			return
-		}
-		if err := r.fn(tx); err != nil {
-			results[i] = err
-			if _, rerr := tx.Exec("ROLLBACK TO w"); rerr != nil {
-				// The transaction is gone (SQLite rolls it back on some
-				// errors): nothing of the group is committed.
-				_ = tx.Rollback()
-				fail(fmt.Errorf("group commit aborted by another write's failure (%v): %w", err, rerr))
-				return
-			}
-		} else {
-			ok++
-		}
-		if _, err := tx.Exec("RELEASE w"); err != nil {
-			_ = tx.Rollback()
-			fail(err)
-			return
-		}
-	}
-	if ok == 0 {
-		_ = tx.Rollback()
-	} else if err := tx.Commit(); err != nil {
-		fail(err)
-		return
-	}
-	for i, r := range batch {
-		r.done <- results[i]
+	for _, r := range live {
+		r.done <- s.txNow(r.ctx, r.fn)
 	}
 }
 
@@ -382,6 +364,7 @@ func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey
 	var out Deploy
 	created := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		out, created = Deploy{}, false // this may run twice (see tx)
 		res, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
@@ -886,6 +869,7 @@ func sortOutbox(ms []OutboxMessage) {
 // nothing, it tells an unknown id (ErrNotFound) from a delivered one.
 func (s *sqliteStore) outboxUpdate(ctx context.Context, id int64, q string, args ...any) (delivered bool, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		delivered = false // this may run twice (see tx)
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
