@@ -1,0 +1,69 @@
+// Package layout holds the test that keeps the package layout of
+// DESIGN.md: each package imports only the packages of ours it may.
+package layout
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/slogate/slogate/"
+
+// allowed lists, per package pattern, the packages of ours it may depend
+// on (directly or not). A pattern ending in "/..." covers the subpackages.
+var allowed = map[string][]string{
+	"slo":            {},
+	"collectors/...": {"slo", "collectors/..."},
+	"gate":           {"slo"},
+	"dashboards":     {"slo"},
+	"store/...":      {"slo", "gate", "store/..."},
+	"alerting/...":   {"slo", "gate", "alerting/..."},
+	"api":            {"slo", "gate", "store"},
+}
+
+func matches(pattern, pkg string) bool {
+	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == p || strings.HasPrefix(pkg, p+"/")
+	}
+	return pkg == pattern
+}
+
+func TestPackagesImportOnlyWhatTheLayoutAllows(t *testing.T) {
+	for pattern, may := range allowed {
+		t.Run(pattern, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-json=ImportPath,Deps", "../../"+pattern).Output()
+			if err != nil {
+				t.Fatalf("go list %s: %v", pattern, err)
+			}
+			dec := json.NewDecoder(strings.NewReader(string(out)))
+			for dec.More() {
+				var p struct {
+					ImportPath string
+					Deps       []string
+				}
+				if err := dec.Decode(&p); err != nil {
+					t.Fatal(err)
+				}
+				self, ok := strings.CutPrefix(p.ImportPath, module)
+				if !ok || !matches(pattern, self) {
+					continue
+				}
+				for _, d := range p.Deps {
+					dep, ours := strings.CutPrefix(d, module)
+					if !ours || matches(pattern, dep) && !strings.HasSuffix(pattern, "/...") {
+						continue
+					}
+					ok := false
+					for _, m := range may {
+						ok = ok || matches(m, dep)
+					}
+					if !ok {
+						t.Errorf("%s depends on %s, which the layout does not allow (DESIGN.md, Layout)", self, dep)
+					}
+				}
+			}
+		})
+	}
+}
