@@ -654,10 +654,22 @@ func (s *pgStore) MarkFailed(ctx context.Context, id int64, errMsg string, next 
 	return nil
 }
 
+func (s *pgStore) Abandon(ctx context.Context, id int64, errMsg string) error {
+	delivered, err := s.outboxUpdate(ctx, id, "UPDATE outbox SET abandoned_at = COALESCE(abandoned_at, $4), last_error = $2, next_attempt_at = $3, lease_until = NULL WHERE id = $1 AND delivered_at IS NULL",
+		id, errMsg, never, UTC(time.Now()))
+	if err == nil && delivered {
+		err = fmt.Errorf("outbox message %d was delivered: %w", id, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store: abandon: %w", err)
+	}
+	return nil
+}
+
 func (s *pgStore) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	var st OutboxStats
 	if err := s.pool.QueryRow(ctx, fmt.Sprintf(outboxStatsSQL, "$1"), UTC(time.Now())).Scan(
-		&st.Pending, &st.Leased, &st.Retrying, &st.Delivered, &st.OldestPending); err != nil {
+		&st.Pending, &st.Leased, &st.Retrying, &st.Delivered, &st.Abandoned, &st.OldestPending); err != nil {
 		return OutboxStats{}, fmt.Errorf("store: outbox stats: %w", err)
 	}
 	st.OldestPending = utcOrNil(st.OldestPending)
@@ -665,7 +677,7 @@ func (s *pgStore) OutboxStats(ctx context.Context) (OutboxStats, error) {
 }
 
 func (s *pgStore) PurgeOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1", UTC(deliveredBefore))
+	tag, err := s.pool.Exec(ctx, "DELETE FROM outbox WHERE delivered_at < $1 OR abandoned_at < $1", UTC(deliveredBefore))
 	if err != nil {
 		return 0, fmt.Errorf("store: purge outbox: %w", err)
 	}

@@ -909,28 +909,45 @@ func (s *sqliteStore) MarkFailed(ctx context.Context, id int64, errMsg string, n
 }
 
 const outboxStatsSQL = `SELECT
-	COALESCE(SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND lease_until > %[1]s THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND last_error <> '' THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND abandoned_at IS NULL THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND abandoned_at IS NULL AND lease_until > %[1]s THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN delivered_at IS NULL AND abandoned_at IS NULL AND last_error <> '' THEN 1 ELSE 0 END), 0),
 	COALESCE(SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END), 0),
-	MIN(CASE WHEN delivered_at IS NULL THEN created_at END)
+	COALESCE(SUM(CASE WHEN abandoned_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+	MIN(CASE WHEN delivered_at IS NULL AND abandoned_at IS NULL THEN created_at END)
 	FROM outbox`
 
 func (s *sqliteStore) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	var st OutboxStats
 	var oldest sql.NullInt64
 	if err := s.r.QueryRowContext(ctx, fmt.Sprintf(outboxStatsSQL, "?"), us(UTC(time.Now()))).Scan(
-		&st.Pending, &st.Leased, &st.Retrying, &st.Delivered, &oldest); err != nil {
+		&st.Pending, &st.Leased, &st.Retrying, &st.Delivered, &st.Abandoned, &oldest); err != nil {
 		return OutboxStats{}, fmt.Errorf("store: outbox stats: %w", err)
 	}
 	st.OldestPending = fromNullUS(oldest)
 	return st, nil
 }
 
+// never is the next attempt of an abandoned message: no claim reaches it.
+var never = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+func (s *sqliteStore) Abandon(ctx context.Context, id int64, errMsg string) error {
+	now := UTC(time.Now())
+	delivered, err := s.outboxUpdate(ctx, id, "UPDATE outbox SET abandoned_at = COALESCE(abandoned_at, ?), last_error = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ? AND delivered_at IS NULL",
+		us(now), errMsg, us(never), id)
+	if delivered {
+		err = fmt.Errorf("outbox message %d was delivered: %w", id, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store: abandon: %w", err)
+	}
+	return nil
+}
+
 func (s *sqliteStore) PurgeOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", us(UTC(deliveredBefore)))
+		res, err := tx.ExecContext(ctx, "DELETE FROM outbox WHERE delivered_at < ? OR abandoned_at < ?", us(UTC(deliveredBefore)), us(UTC(deliveredBefore)))
 		if err != nil {
 			return err
 		}

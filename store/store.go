@@ -164,6 +164,7 @@ type OutboxStats struct {
 	Leased        int64      // claimed and within their lease
 	Retrying      int64      // not delivered, with at least one failed attempt
 	Delivered     int64      // delivered
+	Abandoned     int64      // given up on (Abandon): never delivered, never claimed again
 	OldestPending *time.Time // CreatedAt of the oldest undelivered message
 }
 
@@ -220,10 +221,15 @@ type Store interface {
 	// next (ErrNotFound; ErrConflict if it was delivered).
 	MarkFailed(ctx context.Context, id int64, errMsg string, next time.Time) error
 	OutboxStats(ctx context.Context) (OutboxStats, error)
+	// Abandon gives up on an undelivered message: it keeps its error, is
+	// never claimed again and no longer counts as pending (ErrNotFound;
+	// ErrConflict if it was delivered).
+	Abandon(ctx context.Context, id int64, errMsg string) error
 	// Enqueue adds outbox messages on their own, for events that are not
 	// a deploy or a decision (a duplicate key is ignored).
 	Enqueue(ctx context.Context, outbox ...OutboxMessage) error
-	// PurgeOutbox deletes the messages delivered before the given time.
+	// PurgeOutbox deletes the messages delivered, or abandoned, before the
+	// given time.
 	PurgeOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error)
 
 	// TryLeader takes the named leadership if no other instance holds it.

@@ -95,6 +95,13 @@ func (o outboxAdapter) MarkFailed(ctx context.Context, id int64, msg string, nex
 	return o.s.MarkFailed(ctx, id, msg, next)
 }
 
+// Abandon lets the dispatcher give up on a message for good.
+func (o outboxAdapter) Abandon(ctx context.Context, id int64, errMsg string) error {
+	return o.s.Abandon(ctx, id, errMsg)
+}
+
+var _ alerting.Abandoner = outboxAdapter{}
+
 func (o outboxAdapter) Enqueue(ctx context.Context, msgs ...alerting.Message) error {
 	return o.s.Enqueue(ctx, toStoreMessages(msgs)...)
 }

@@ -894,6 +894,35 @@ func testOutbox(t *testing.T, open Opener) {
 			t.Errorf("purge = %d, %v; want the delivered message", n, err)
 		}
 	})
+	t.Run("an abandoned message keeps its error, is never claimed again and is not pending", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		if err := s.Enqueue(ctx, msg("gone", "github"), msg("kept", "github")); err != nil {
+			t.Fatal(err)
+		}
+		ms := claimAll(t, s, "github", soon())
+		var gone int64
+		for _, m := range ms {
+			if m.Key == "gone" {
+				gone = m.ID
+			}
+		}
+		if err := s.Abandon(ctx, gone, "422 Validation Failed"); err != nil {
+			t.Fatal(err)
+		}
+		if got := keys(claimAll(t, s, "github", soon().Add(365*24*time.Hour))); !reflect.DeepEqual(got, []string{"kept"}) {
+			t.Errorf("claimed %v a year later, want only the kept message", got)
+		}
+		st := must[store.OutboxStats](t)(s.OutboxStats(ctx))
+		if st.Abandoned != 1 || st.Pending != 1 {
+			t.Errorf("stats %+v, want 1 abandoned and 1 pending", st)
+		}
+		if err := s.Abandon(ctx, 987654, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("abandoning an unknown message: %v", err)
+		}
+		if n, err := s.PurgeOutbox(ctx, soon()); err != nil || n != 1 {
+			t.Errorf("purge removed %d (%v), want the abandoned message", n, err)
+		}
+	})
 	t.Run("messages are claimed oldest due first, up to the limit", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		t0 := soon()
