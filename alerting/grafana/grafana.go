@@ -10,6 +10,7 @@ package grafana
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slogate/slogate/alerting"
@@ -70,6 +72,40 @@ type Notifier struct {
 	timeout      time.Duration
 	client       *http.Client
 	logger       *slog.Logger
+
+	// deploys serialises the start and finish of one deploy in this
+	// process: delivered at once, both would find no region and draw two.
+	mu      sync.Mutex
+	deploys map[string]*deployLock
+}
+
+type deployLock struct {
+	sync.Mutex
+	users int
+}
+
+// lockDeploy holds the deploy's lock until the returned func is called.
+func (n *Notifier) lockDeploy(id string) func() {
+	n.mu.Lock()
+	if n.deploys == nil {
+		n.deploys = map[string]*deployLock{}
+	}
+	l := n.deploys[id]
+	if l == nil {
+		l = &deployLock{}
+		n.deploys[id] = l
+	}
+	l.users++
+	n.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		n.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(n.deploys, id)
+		}
+		n.mu.Unlock()
+	}
 }
 
 var _ alerting.Notifier = (*Notifier)(nil)
@@ -184,6 +220,7 @@ type annotation struct {
 
 func (n *Notifier) deployStarted(ctx context.Context, e alerting.Event) error {
 	d := e.Deploy
+	defer n.lockDeploy(d.ID)()
 	// A start sent again after its answer was lost finds its region.
 	found, err := n.findDeploy(ctx, d.ID)
 	if err != nil {
@@ -196,10 +233,11 @@ func (n *Notifier) deployStarted(ctx context.Context, e alerting.Event) error {
 	id, err := n.create(ctx, annotation{
 		DashboardUID: n.dashboardUID, Time: ms(d.StartedAt), Tags: n.deployTags(d), Text: deployText(d),
 	})
-	if err == nil {
-		n.logger.Debug("deploy annotation added", "deploy_id", d.ID, "annotation_id", id)
+	if err != nil {
+		return err
 	}
-	return err
+	n.logger.Debug("deploy annotation added", "deploy_id", d.ID, "annotation_id", id)
+	return n.settle(ctx, d.ID)
 }
 
 func (n *Notifier) deployFinished(ctx context.Context, e alerting.Event) error {
@@ -208,6 +246,7 @@ func (n *Notifier) deployFinished(ctx context.Context, e alerting.Event) error {
 	if d.FinishedAt != nil {
 		end = *d.FinishedAt
 	}
+	defer n.lockDeploy(d.ID)()
 	found, err := n.findDeploy(ctx, d.ID)
 	if err != nil {
 		return err
@@ -218,10 +257,11 @@ func (n *Notifier) deployFinished(ctx context.Context, e alerting.Event) error {
 			DashboardUID: n.dashboardUID, Time: ms(d.StartedAt), TimeEnd: ms(end),
 			Tags: n.deployTags(d), Text: deployText(d),
 		})
-		if err == nil {
-			n.logger.Debug("deploy annotation added whole", "deploy_id", d.ID, "annotation_id", id)
+		if err != nil {
+			return err
 		}
-		return err
+		n.logger.Debug("deploy annotation added whole", "deploy_id", d.ID, "annotation_id", id)
+		return n.settle(ctx, d.ID)
 	}
 	if found.TimeEnd == ms(end) {
 		return nil
@@ -250,8 +290,42 @@ func (n *Notifier) decision(ctx context.Context, e alerting.Event) error {
 	return err
 }
 
-// findDeploy returns the annotation of a deploy, or nil.
+// settle leaves one annotation per deploy when two replicas drew one each
+// at the same time: the oldest stays, with the latest end any of them had;
+// the others are deleted.
+func (n *Notifier) settle(ctx context.Context, id string) error {
+	all, err := n.deployAnnotations(ctx, id)
+	if err != nil || len(all) < 2 {
+		return err
+	}
+	keep := all[0]
+	end := keep.TimeEnd
+	for _, a := range all[1:] {
+		end = max(end, a.TimeEnd)
+		if err := n.call(ctx, http.MethodDelete, annotationsPath+"/"+strconv.FormatInt(a.ID, 10), nil, nil, nil); err != nil {
+			return err
+		}
+		n.logger.Info("removed a second annotation of a deploy", "deploy_id", id, "annotation_id", a.ID, "kept", keep.ID)
+	}
+	if end == keep.TimeEnd {
+		return nil
+	}
+	return n.call(ctx, http.MethodPatch, annotationsPath+"/"+strconv.FormatInt(keep.ID, 10), nil, struct {
+		TimeEnd int64 `json:"timeEnd"`
+	}{end}, nil)
+}
+
+// findDeploy returns the annotation of a deploy (the oldest), or nil.
 func (n *Notifier) findDeploy(ctx context.Context, id string) (*annotation, error) {
+	all, err := n.deployAnnotations(ctx, id)
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	return &all[0], nil
+}
+
+// deployAnnotations returns the annotations of a deploy, oldest first.
+func (n *Notifier) deployAnnotations(ctx context.Context, id string) ([]annotation, error) {
 	q := url.Values{}
 	q.Add("tags", "slogate")
 	q.Add("tags", deployIDTag(id))
@@ -264,15 +338,15 @@ func (n *Notifier) findDeploy(ctx context.Context, id string) (*annotation, erro
 	if err := n.call(ctx, http.MethodGet, annotationsPath, q, nil, &list); err != nil {
 		return nil, err
 	}
-	// Grafana matches every tag given; check anyway, and take the oldest
-	// should there be several.
-	var found *annotation
-	for i := range list {
-		if slices.Contains(list[i].Tags, deployIDTag(id)) && (found == nil || list[i].ID < found.ID) {
-			found = &list[i]
+	// Grafana matches every tag given; check anyway.
+	var out []annotation
+	for _, a := range list {
+		if slices.Contains(a.Tags, deployIDTag(id)) {
+			out = append(out, a)
 		}
 	}
-	return found, nil
+	slices.SortFunc(out, func(a, b annotation) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 func (n *Notifier) create(ctx context.Context, a annotation) (int64, error) {

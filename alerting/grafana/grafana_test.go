@@ -87,6 +87,7 @@ func newFake(t *testing.T) (*fakeGrafana, *httptest.Server) {
 	mux.HandleFunc("POST /api/annotations", f.add)
 	mux.HandleFunc("PATCH /api/annotations/{id}", f.patch)
 	mux.HandleFunc("GET /api/annotations", f.find)
+	mux.HandleFunc("DELETE /api/annotations/{id}", f.remove)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -153,6 +154,21 @@ func (f *fakeGrafana) patch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	answer(w, http.StatusNotFound, map[string]string{"message": "Could not find annotation to update"})
+}
+
+// remove is DELETE /api/annotations/{id}.
+func (f *fakeGrafana) remove(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.annotations {
+		if f.annotations[i].ID == id {
+			f.annotations = slices.Delete(f.annotations, i, i+1)
+			answer(w, http.StatusOK, map[string]string{"message": "Annotation deleted"})
+			return
+		}
+	}
+	answer(w, http.StatusNotFound, map[string]string{"message": "Annotation not found"})
 }
 
 func (f *fakeGrafana) find(w http.ResponseWriter, r *http.Request) {
@@ -314,6 +330,8 @@ func TestNotify(t *testing.T) {
 			calls: []call{
 				{"GET", "/api/annotations", "limit=10&tags=slogate&tags=deploy-id%3Adep_01&type=annotation", ""},
 				{"POST", "/api/annotations", "", "deploy-started.json"},
+				// settle: no second annotation of the deploy to remove.
+				{"GET", "/api/annotations", "limit=10&tags=slogate&tags=deploy-id%3Adep_01&type=annotation", ""},
 			},
 			want: []annotation{{ID: 1, Time: 1795262400000, TimeEnd: 1795262400000,
 				Tags: []string{"slogate", "checkout", "production", "v2", "deploy", "deploy-id:dep_01"},
@@ -325,6 +343,7 @@ func TestNotify(t *testing.T) {
 			calls: []call{
 				{"GET", "/api/annotations", "dashboardUID=slo-checkout&limit=10&tags=slogate&tags=deploy-id%3Adep_01&type=annotation", ""},
 				{"POST", "/api/annotations", "", "deploy-started-dashboard.json"},
+				{"GET", "/api/annotations", "dashboardUID=slo-checkout&limit=10&tags=slogate&tags=deploy-id%3Adep_01&type=annotation", ""},
 			},
 			want: []annotation{{ID: 1, DashboardUID: "slo-checkout", Time: 1795262400000, TimeEnd: 1795262400000,
 				Tags: []string{"slogate", "checkout", "production", "v2", "deploy", "deploy-id:dep_01", "team:payments"},
@@ -354,6 +373,7 @@ func TestNotify(t *testing.T) {
 			calls: []call{
 				{"GET", "/api/annotations", "limit=10&tags=slogate&tags=deploy-id%3Adep_01&type=annotation", ""},
 				{"POST", "/api/annotations", "", "deploy-finished-create.json"},
+				{"GET", "/api/annotations", "limit=10&tags=slogate&tags=deploy-id%3Adep_01&type=annotation", ""},
 			},
 			want: []annotation{{ID: 1, Time: 1795262400000, TimeEnd: 1795263600000,
 				Tags: []string{"slogate", "checkout", "production", "v2", "deploy", "deploy-id:dep_01"},
@@ -523,5 +543,52 @@ func TestPeerDownThenBack(t *testing.T) {
 	if created != 1 || len(stored) != 1 || stored[0].Time != started.UnixMilli() || stored[0].TimeEnd != finished.UnixMilli() {
 		t.Errorf("Grafana created %d annotations and holds %+v; want one region from %d to %d",
 			created, stored, started.UnixMilli(), finished.UnixMilli())
+	}
+}
+
+// A deploy's start and finish delivered at the same moment (a peer back
+// from an outage, a short deploy) must draw one region, not two.
+func TestStartAndFinishDeliveredTogetherDrawOneRegion(t *testing.T) {
+	for round := range 20 {
+		fake, srv := newFake(t)
+		n := newNotifier(t, Config{URL: srv.URL, Token: token})
+		var wg sync.WaitGroup
+		for _, e := range []alerting.Event{deployStarted(), deployFinished()} {
+			wg.Go(func() {
+				if _, err := n.Notify(context.Background(), e); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		_, stored, _ := fake.snapshot()
+		if len(stored) != 1 || stored[0].TimeEnd != 1795263600000 {
+			t.Fatalf("round %d: annotations %+v, want one closed region", round, stored)
+		}
+	}
+}
+
+// Two replicas that each drew the deploy (no lock spans processes) leave
+// one region: the oldest, with the latest end.
+func TestTwoReplicasDrawingOneDeployLeaveOneRegion(t *testing.T) {
+	fake, srv := newFake(t)
+	a := newNotifier(t, Config{URL: srv.URL, Token: token})
+	b := newNotifier(t, Config{URL: srv.URL, Token: token})
+	// Replica a's start and replica b's whole region, both created before
+	// either looked again: as if their lookups had crossed.
+	d := deployStarted().Deploy
+	ctx := context.Background()
+	if _, err := a.create(ctx, annotation{Time: ms(d.StartedAt), Tags: a.deployTags(d), Text: deployText(d)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.create(ctx, annotation{Time: ms(d.StartedAt), TimeEnd: 1795263600000, Tags: b.deployTags(d), Text: deployText(d)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.settle(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, stored, _ := fake.snapshot()
+	if len(stored) != 1 || stored[0].ID != 1 || stored[0].TimeEnd != 1795263600000 {
+		t.Fatalf("annotations %+v, want the first, closed at the second's end", stored)
 	}
 }
