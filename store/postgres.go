@@ -167,13 +167,23 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 	if idempotencyKey != "" {
 		key = &idempotencyKey
 	}
+	audit := deployAudit(d)
+	// One statement stores the deploy and, only if it was stored, its
+	// audit entry: atomic without a transaction's extra round trips. The
+	// outer INSERT's row count says whether the deploy went in.
 	insert := func(q pgQuerier) error {
-		tag, err := q.Exec(ctx, `INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
-			pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, idempotency_key, request_hash)
+		out, created = Deploy{}, false
+		tag, err := q.Exec(ctx, `WITH ins AS (
+			INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
+				pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, idempotency_key, request_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13, $14, $15, $16)
-			ON CONFLICT (idempotency_key) DO NOTHING`,
+			ON CONFLICT (idempotency_key) DO NOTHING
+			RETURNING id)
+			INSERT INTO audit_log (at, actor, action, subject, detail)
+			SELECT $17, $18, $19, id, $20 FROM ins`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
-			encodeLabels(d.Labels), d.StartedAt, d.FinishedAt, d.Status, d.CreatedAt, d.CreatedBy, key, hash)
+			encodeLabels(d.Labels), d.StartedAt, d.FinishedAt, d.Status, d.CreatedAt, d.CreatedBy, key, hash,
+			audit.At, audit.Actor, audit.Action, audit.Detail)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
 		}
@@ -196,15 +206,16 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 		out, created = d, true
 		return nil
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insert(tx); err != nil || !created {
-			return err
-		}
-		if err := pgAudit(ctx, tx, deployAudit(d)); err != nil {
-			return err
-		}
-		return pgEnqueue(ctx, tx, msgs)
-	})
+	if len(msgs) == 0 {
+		err = insert(s.pool)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := insert(tx); err != nil || !created {
+				return err
+			}
+			return pgEnqueue(ctx, tx, msgs)
+		})
+	}
 	if err != nil {
 		return Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
 	}
