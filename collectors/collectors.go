@@ -6,6 +6,7 @@ package collectors
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -79,4 +80,24 @@ func (m *Mux) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Sc
 		return slo.Counts{}, err
 	}
 	return s.Counts(ctx, sli, r, scope)
+}
+
+// StatusError classifies a source's non-2xx answer to call, quoting the
+// source's reason: 429 and 5xx are slo.ErrUnavailable (it may work later),
+// 401 and 403 too (the credentials need fixing, not the SLI), any other
+// 4xx is slo.ErrBadQuery.
+func StatusError(call string, status int, reason string) error {
+	var sentinel error
+	switch {
+	case status == http.StatusTooManyRequests || status >= 500:
+		sentinel = slo.ErrUnavailable
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		sentinel = slo.ErrUnavailable
+		reason = "credentials refused: " + reason
+	case status >= 400:
+		sentinel = slo.ErrBadQuery
+	default:
+		sentinel = slo.ErrUnavailable
+	}
+	return fmt.Errorf("%s: HTTP %d: %s: %w", call, status, reason, sentinel)
 }

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 
+	"github.com/slogate/slogate/collectors"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -233,20 +233,7 @@ func transportError(ctx context.Context, call string, err error) error {
 
 // statusError classifies a non-2xx answer, quoting Elasticsearch's error.
 func statusError(call string, status int, body []byte) error {
-	reason := errorReason(body)
-	var sentinel error
-	switch {
-	case status == http.StatusTooManyRequests || status >= 500:
-		sentinel = slo.ErrUnavailable
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		sentinel = slo.ErrUnavailable
-		reason = "credentials refused: " + reason
-	case status >= 400:
-		sentinel = slo.ErrBadQuery
-	default:
-		sentinel = slo.ErrUnavailable
-	}
-	return fmt.Errorf("%s: HTTP %d: %s: %w", call, status, reason, sentinel)
+	return collectors.StatusError(call, status, errorReason(body))
 }
 
 // errorReason reads "type: reason" from an Elasticsearch error body, or

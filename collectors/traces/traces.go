@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate/collectors"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -353,19 +354,7 @@ func statusError(what string, status int, body []byte) error {
 	if len(text) > max {
 		text = text[:max] + "..."
 	}
-	var sentinel error
-	switch {
-	case status == http.StatusTooManyRequests || status >= 500:
-		sentinel = slo.ErrUnavailable
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		sentinel = slo.ErrUnavailable
-		text = "credentials refused: " + text
-	case status >= 400:
-		sentinel = slo.ErrBadQuery
-	default:
-		sentinel = slo.ErrUnavailable
-	}
-	return fmt.Errorf("%s query: HTTP %d: %s: %w", what, status, text, sentinel)
+	return collectors.StatusError(what+" query", status, text)
 }
 
 // redactURL drops the user info of a URL that may not even parse.
