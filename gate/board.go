@@ -176,7 +176,7 @@ func (b *Board) Run(ctx context.Context) {
 	}
 	b.statuses, b.lastRun = fresh, at
 	b.mu.Unlock()
-	b.logger.InfoContext(ctx, "evaluated SLOs", "slos", len(statuses), "with_errors", failed, "duration", elapsed.Round(time.Millisecond))
+	b.logger.InfoContext(ctx, "evaluated SLOs", "slos", len(statuses), "with_errors", failed, "duration", elapsed.Round(time.Millisecond).String())
 	if b.onRun != nil {
 		b.onRun(ctx, statuses)
 	}
