@@ -90,6 +90,9 @@ func AddScope(expr parser.Expr, scope Scope) error {
 	}
 	matchers := make([]*labels.Matcher, 0, len(scope))
 	for _, k := range scope.Keys() {
+		if !ValidLabelName(k) {
+			return fmt.Errorf("scope label name %q is not a Prometheus label name", k)
+		}
 		m, err := labels.NewMatcher(labels.MatchEqual, k, scope[k])
 		if err != nil {
 			return fmt.Errorf("scope %s: %w", k, err)

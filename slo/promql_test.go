@@ -157,3 +157,14 @@ func TestCheckPromQL(t *testing.T) {
 		})
 	}
 }
+
+func TestAddScopeRefusesNamesThatAreNotLabelNames(t *testing.T) {
+	for _, name := range []string{"app.version", "", "1x", `v"}`} {
+		t.Run(name, func(t *testing.T) {
+			q := &Query{Source: SourcePrometheus, PromQL: `sum(x_total)`}
+			if _, err := q.Expr(time.Hour, Scope{name: "v2"}); err == nil || !strings.Contains(err.Error(), "not a Prometheus label name") {
+				t.Errorf("err = %v", err)
+			}
+		})
+	}
+}

@@ -186,7 +186,9 @@ type gatePolicyDoc struct {
 	} `yaml:"spec"`
 }
 
-func validLabelName(s string) bool {
+// ValidLabelName reports whether s is a Prometheus label name
+// ([a-zA-Z_][a-zA-Z0-9_]*, the name every Prometheus version accepts).
+func ValidLabelName(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -247,7 +249,7 @@ func (d *document) gatePolicy() {
 		}
 		if v.VersionLabel != "" {
 			p.Verification.VersionLabel = v.VersionLabel
-			if !validLabelName(v.VersionLabel) {
+			if !ValidLabelName(v.VersionLabel) {
 				d.errorf("spec.verification.versionLabel", "invalid label name %q", v.VersionLabel)
 			}
 		}

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/slo"
 )
 
 // DefaultAlertName is the alertname of an SLO whose file names no alert.
@@ -93,7 +94,7 @@ func New(cfg Config) (*Notifier, error) {
 		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", cfg.Timeout))
 	}
 	for k := range cfg.Labels {
-		if !validLabelName(k) {
+		if !slo.ValidLabelName(k) {
 			errs = append(errs, fmt.Errorf("label name %q is not a valid Prometheus label name", k))
 		}
 	}
@@ -110,18 +111,6 @@ func New(cfg Config) (*Notifier, error) {
 	u.RawQuery, u.Fragment = "", ""
 	cfg.ExternalURL = strings.TrimSuffix(cfg.ExternalURL, "/")
 	return &Notifier{endpoint: u.String(), cfg: cfg, client: cfg.Client}, nil
-}
-
-func validLabelName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // Peer is alerting.PeerAlertmanager.
@@ -166,7 +155,7 @@ func (n *Notifier) Alert(e alerting.Event) (PostableAlert, error) {
 	labels := map[string]string{"severity": string(a.Severity)}
 	maps.Copy(labels, n.cfg.Labels)
 	for k, v := range a.Labels {
-		if validLabelName(k) {
+		if slo.ValidLabelName(k) {
 			labels[k] = v
 		}
 	}
