@@ -19,12 +19,8 @@ import (
 // and malformed JSON. With lenient, unknown fields are ignored (peers such
 // as Flagger may add fields).
 func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any, lenient bool) error {
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		p := newProblem(http.StatusUnsupportedMediaType, typeMediaType, "the body must be JSON (Content-Type: application/json)")
-		p.Errors = []FieldError{{Field: "Content-Type", Message: fmt.Sprintf("got %q, want application/json", ct)}}
-		return p
+	if err := requireJSON(r); err != nil {
+		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, max)
 	dec := json.NewDecoder(body)
@@ -41,6 +37,19 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any, lenien
 			}
 		}
 		return invalid(FieldError{Field: "body", Message: "must hold one JSON object and nothing after it"})
+	}
+	return nil
+}
+
+// requireJSON answers 415 (naming Content-Type) unless r's body is
+// declared JSON.
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		p := newProblem(http.StatusUnsupportedMediaType, typeMediaType, "the body must be JSON (Content-Type: application/json)")
+		p.Errors = []FieldError{{Field: "Content-Type", Message: fmt.Sprintf("got %q, want application/json", ct)}}
+		return p
 	}
 	return nil
 }

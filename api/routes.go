@@ -43,4 +43,8 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	v1.DELETE("/overrides/:id", overridesWrite, handleRevokeOverride(d.Store, d.Gate))
 
 	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeGateRead), handleFlagger(d.Gate, d.MaxBodyBytes))
+
+	// GitHub signs its deliveries instead of sending a token: the handler
+	// verifies the HMAC of the body under the shared secret.
+	v1.POST("/webhooks/github", handleGitHubWebhook(d.GitHubWebhookSecret, d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 }

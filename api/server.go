@@ -89,7 +89,11 @@ type Deps struct {
 	// MaxOverrideTTL bounds how far ahead an override may expire (default
 	// 7 days).
 	MaxOverrideTTL time.Duration
-	Clock          func() time.Time
+	// GitHubWebhookSecret verifies the signature (X-Hub-Signature-256) of
+	// GitHub's deliveries to POST /v1/webhooks/github. Empty: that route
+	// is off (404).
+	GitHubWebhookSecret string
+	Clock               func() time.Time
 }
 
 func (d *Deps) defaults() {

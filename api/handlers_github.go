@@ -1,0 +1,377 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/slogate/slogate/store"
+)
+
+// GitHub webhook deliveries: the headers GitHub sends with each one.
+const (
+	githubEventHeader     = "X-GitHub-Event"
+	githubDeliveryHeader  = "X-GitHub-Delivery"
+	githubSignatureHeader = "X-Hub-Signature-256"
+	githubSignaturePrefix = "sha256="
+	// githubPrincipal records deploys and audit entries of the webhook.
+	githubPrincipal = "github"
+	// githubDeployIDPrefix + the GitHub deployment's id is the id of the
+	// slogate deploy, so that a deployment status finds its deploy.
+	githubDeployIDPrefix = "dep_gh_"
+)
+
+// Deploy statuses of GitHub's deployment_status event that finish a deploy.
+var githubFinalStates = map[string]string{
+	"success": store.StatusSucceeded,
+	"failure": store.StatusFailed,
+	"error":   store.StatusFailed,
+}
+
+// The parts of GitHub's webhook payloads slogate reads; GitHub sends many
+// more fields, which are ignored.
+type githubEvent struct {
+	Deployment       *githubDeployment       `json:"deployment"`
+	DeploymentStatus *githubDeploymentStatus `json:"deployment_status"`
+	Repository       *githubRepository       `json:"repository"`
+}
+
+type githubDeployment struct {
+	ID          int64  `json:"id"`
+	SHA         string `json:"sha"`
+	Environment string `json:"environment"`
+	// Payload is free JSON given by whoever created the deployment (an
+	// object or a string); slogate reads "service" and "version" from it.
+	Payload   json.RawMessage `json:"payload"`
+	CreatedAt string          `json:"created_at"`
+}
+
+type githubDeploymentStatus struct {
+	State     string `json:"state"`
+	TargetURL string `json:"target_url"`
+	LogURL    string `json:"log_url"`
+	CreatedAt string `json:"created_at"`
+}
+
+type githubRepository struct {
+	Name     string `json:"name"`
+	FullName string `json:"full_name"`
+	HTMLURL  string `json:"html_url"`
+}
+
+// WebhookIgnored answers an event (or a deployment status) that changes
+// nothing.
+type WebhookIgnored struct {
+	Ignored string `json:"ignored"`
+	State   string `json:"state,omitempty"`
+}
+
+// handleGitHubWebhook turns GitHub deployment events into deploys. GitHub
+// cannot send a bearer token: a delivery is authenticated by the HMAC-SHA256
+// of its raw body under the shared secret (X-Hub-Signature-256), compared
+// in constant time. Without a secret the route is off (404).
+func handleGitHubWebhook(secret string, s Store, g Gate, clock func() time.Time, maxBody int64) gin.HandlerFunc {
+	key := []byte(secret)
+	return func(c *gin.Context) {
+		if len(key) == 0 {
+			p := notFound("the GitHub webhook is off: slogate has no webhooks.github.secret")
+			p.Errors = []FieldError{{Field: "webhooks.github.secret", Message: "is not configured"}}
+			fail(c, p)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+		if err != nil {
+			if p := tooLarge(err, maxBody); p != nil {
+				p.Errors = []FieldError{{Field: "body", Message: fmt.Sprintf("must be at most %d bytes", maxBody)}}
+				fail(c, p)
+				return
+			}
+			fail(c, invalid(FieldError{Field: "body", Message: "could not be read: " + err.Error()}))
+			return
+		}
+		if err := verifyGitHubSignature(key, body, c.GetHeader(githubSignatureHeader)); err != nil {
+			fail(c, err)
+			return
+		}
+		withValue(c, principalKey, githubPrincipal)
+		if err := requireJSON(c.Request); err != nil {
+			fail(c, err)
+			return
+		}
+		event := c.GetHeader(githubEventHeader)
+		ctx := c.Request.Context()
+		Logger(ctx).InfoContext(ctx, "GitHub webhook", "event", event, "delivery", c.GetHeader(githubDeliveryHeader))
+		h := githubHandler{s: s, g: g, now: clock()}
+		switch event {
+		case "":
+			fail(c, invalid(FieldError{Field: githubEventHeader, Message: "is required (GitHub names the event in it)"}))
+		case "ping":
+			writeJSON(c, http.StatusOK, map[string]bool{"ok": true})
+		case "deployment":
+			h.deployment(c, body)
+		case "deployment_status":
+			h.deploymentStatus(c, body)
+		default:
+			writeJSON(c, http.StatusAccepted, WebhookIgnored{Ignored: event})
+		}
+	}
+}
+
+// verifyGitHubSignature checks header, "sha256=" and the hex HMAC-SHA256
+// of body under key, in constant time.
+func verifyGitHubSignature(key, body []byte, header string) error {
+	bad := func(msg string) error {
+		p := newProblem(http.StatusUnauthorized, typeAuth, "the delivery is not signed with the webhook's secret")
+		p.Errors = []FieldError{{Field: githubSignatureHeader, Message: msg}}
+		p.header = http.Header{"Www-Authenticate": {`HMAC-SHA256 realm="slogate", header="` + githubSignatureHeader + `"`}}
+		return p
+	}
+	if header == "" {
+		return bad("is required: sha256=<hex HMAC-SHA256 of the body under the webhook's secret>")
+	}
+	hexSum, ok := strings.CutPrefix(header, githubSignaturePrefix)
+	if !ok {
+		return bad("must be sha256=<hex HMAC-SHA256 of the body>")
+	}
+	got, err := hex.DecodeString(hexSum)
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
+		return bad("does not match the body")
+	}
+	return nil
+}
+
+type githubHandler struct {
+	s   Store
+	g   Gate
+	now time.Time
+}
+
+// decode reads a verified body, leniently (GitHub sends many fields), and
+// checks that the objects the event needs are there.
+func (h githubHandler) decode(body []byte, needStatus bool) (githubEvent, error) {
+	var ev githubEvent
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&ev); err != nil {
+		return ev, decodeProblem(err, int64(len(body)))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return ev, invalid(FieldError{Field: "body", Message: "must hold one JSON object and nothing after it"})
+	}
+	var f fields
+	if ev.Deployment == nil {
+		f.add("deployment", "is required")
+	}
+	if ev.Repository == nil {
+		f.add("repository", "is required")
+	}
+	if needStatus && ev.DeploymentStatus == nil {
+		f.add("deployment_status", "is required")
+	}
+	return ev, f.err()
+}
+
+func (h githubHandler) deployment(c *gin.Context, body []byte) {
+	ev, err := h.decode(body, false)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	d, err := githubDeploy(ev, h.now)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	stored, created, err := h.create(c.Request.Context(), d)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", "/v1/deploys/"+stored.ID)
+	if !created {
+		c.Header("Idempotent-Replayed", "true")
+		writeJSON(c, http.StatusOK, deployOut(stored))
+		return
+	}
+	writeJSON(c, http.StatusCreated, deployOut(stored))
+}
+
+func (h githubHandler) deploymentStatus(c *gin.Context, body []byte) {
+	ctx := c.Request.Context()
+	ev, err := h.decode(body, true)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	state := ev.DeploymentStatus.State
+	status, final := githubFinalStates[state]
+	switch {
+	case state == "":
+		fail(c, invalid(FieldError{Field: "deployment_status.state", Message: "is required"}))
+		return
+	case state == "inactive":
+		// A later deployment replaced this one: nothing to record.
+		writeJSON(c, http.StatusOK, WebhookIgnored{Ignored: "deployment_status", State: state})
+		return
+	case !final:
+		// queued, pending, in_progress: the deploy has not finished.
+		writeJSON(c, http.StatusAccepted, WebhookIgnored{Ignored: "deployment_status", State: state})
+		return
+	}
+	var f fields
+	finishedAt := parseTime(&f, "deployment_status.created_at", ev.DeploymentStatus.CreatedAt)
+	switch {
+	case ev.DeploymentStatus.CreatedAt == "":
+		finishedAt = h.now
+	case !finishedAt.IsZero() && finishedAt.After(h.now.Add(maxFutureSkew)):
+		f.add("deployment_status.created_at", "must not be in the future")
+	}
+	d, err := githubDeploy(ev, h.now)
+	if err != nil {
+		f = append(f, problemFor(err).Errors...)
+	}
+	if err := f.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	finished, err := h.s.FinishDeploy(ctx, d.ID, status, finishedAt)
+	if errors.Is(err, store.ErrNotFound) {
+		// The deployment event was missed (or is late): record the deploy
+		// from the status's copy of the deployment, then finish it.
+		if _, _, err = h.create(ctx, d); err == nil {
+			finished, err = h.s.FinishDeploy(ctx, d.ID, status, finishedAt)
+		}
+	}
+	if errors.Is(err, store.ErrConflict) {
+		err = &Problem{Type: typeConflict, Title: "Conflict", Status: http.StatusConflict,
+			Detail: err.Error(), Errors: []FieldError{{Field: "deployment_status.state", Message: fmt.Sprintf("%s (%s) contradicts how the deploy finished", state, status)}}}
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	h.g.Invalidate(finished.Service, finished.Environment)
+	audit(ctx, h.s, "deploy.finished", finished.ID, map[string]string{
+		"service": finished.Service, "environment": finished.Environment, "status": finished.Status, "github.state": state})
+	c.Header("Location", "/v1/deploys/"+finished.ID)
+	writeJSON(c, http.StatusOK, deployOut(finished))
+}
+
+// create records the deploy of a GitHub deployment once: its id and its
+// idempotency key both derive from the deployment's id. A deploy first
+// recorded from a deployment status may differ (its pipeline URL is the
+// status's); it is the same deployment, so it is returned as stored.
+func (h githubHandler) create(ctx context.Context, d store.Deploy) (store.Deploy, bool, error) {
+	key := "github/deployment/" + strings.TrimPrefix(d.ID, githubDeployIDPrefix)
+	stored, created, err := h.s.CreateDeploy(ctx, d, key)
+	if errors.Is(err, store.ErrIdempotencyConflict) || errors.Is(err, store.ErrConflict) {
+		if existing, gerr := h.s.GetDeploy(ctx, d.ID); gerr == nil {
+			return existing, false, nil
+		}
+	}
+	if err != nil {
+		return store.Deploy{}, false, err
+	}
+	if created {
+		h.g.Invalidate(stored.Service, stored.Environment)
+	}
+	return stored, created, nil
+}
+
+// githubDeploy maps a GitHub deployment (and, from a deployment_status
+// event, its status) to the deploy to store. Problems name the field of
+// GitHub's payload the value came from.
+func githubDeploy(ev githubEvent, now time.Time) (store.Deploy, error) {
+	dep, repo := ev.Deployment, ev.Repository
+	var f fields
+	if dep.ID <= 0 {
+		f.add("deployment.id", "must be a positive integer, got %d", dep.ID)
+	}
+	if dep.CreatedAt == "" {
+		f.add("deployment.created_at", "is required")
+	}
+	service, serviceField := payloadString(dep.Payload, "service"), "deployment.payload.service"
+	if service == "" {
+		service, serviceField = repo.Name, "repository.name"
+	}
+	version, versionField := payloadString(dep.Payload, "version"), "deployment.payload.version"
+	if version == "" {
+		version, versionField = dep.SHA, "deployment.sha"
+	}
+	req := createDeployRequest{
+		Service: service, Environment: dep.Environment, Version: version, Commit: dep.SHA,
+		StartedAt: dep.CreatedAt,
+		Labels:    map[string]string{"github.deployment": strconv.FormatInt(dep.ID, 10)},
+	}
+	if repo.FullName != "" {
+		req.Labels["github.repository"] = repo.FullName
+	}
+	var candidates []string
+	if st := ev.DeploymentStatus; st != nil {
+		candidates = append(candidates, st.TargetURL, st.LogURL)
+	}
+	if repo.HTMLURL != "" {
+		candidates = append(candidates, strings.TrimSuffix(repo.HTMLURL, "/")+"/deployments")
+	}
+	for _, u := range candidates {
+		if httpURL(u) {
+			req.PipelineURL = u
+			break
+		}
+	}
+	d, problems := req.deploy(now)
+	from := map[string]string{
+		"service": serviceField, "environment": "deployment.environment", "version": versionField,
+		"commit": "deployment.sha", "startedAt": "deployment.created_at", "labels": "repository.full_name",
+	}
+	for _, p := range problems {
+		if name, ok := from[p.Field]; ok {
+			p.Field = name
+		}
+		f = append(f, p)
+	}
+	if err := f.err(); err != nil {
+		return store.Deploy{}, err
+	}
+	d.ID = githubDeployIDPrefix + strconv.FormatInt(dep.ID, 10)
+	d.CreatedBy = githubPrincipal
+	return d, nil
+}
+
+// payloadString is the string under name in a deployment's payload, or ""
+// when the payload is not an object or the value is not a string.
+func payloadString(payload json.RawMessage, name string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(payload, &obj) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(obj[name], &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// httpURL reports whether s is an absolute http(s) URL short enough to
+// be a deploy's pipeline URL.
+func httpURL(s string) bool {
+	if s == "" || len(s) > maxFreeTextSize {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
