@@ -27,6 +27,7 @@ type Config struct {
 	Gate        GateConfig       `yaml:"gate"`
 	Notify      NotifyConfig     `yaml:"notify"`
 	Auth        AuthConfig       `yaml:"auth"`
+	Webhooks    WebhooksConfig   `yaml:"webhooks"`
 	Log         LogConfig        `yaml:"log"`
 	Telemetry   TelemetryConfig  `yaml:"telemetry"`
 
@@ -136,6 +137,28 @@ type NotifyConfig struct {
 // AuthConfig holds the API's bearer tokens.
 type AuthConfig struct {
 	Tokens []TokenConfig `yaml:"tokens"`
+}
+
+// WebhooksConfig turns on the webhooks of senders that sign their
+// deliveries instead of sending a token. A sender left out is off.
+type WebhooksConfig struct {
+	GitHub *GitHubWebhookConfig `yaml:"github"`
+}
+
+// GitHubWebhookConfig is GitHub's webhook (POST /v1/webhooks/github):
+// deployment events become deploys.
+type GitHubWebhookConfig struct {
+	// Secret is the webhook's secret in GitHub, at least 16 characters
+	// (use ${VAR}); deliveries are verified by their HMAC-SHA256 under it.
+	Secret string `yaml:"secret"`
+}
+
+// gitHubWebhookSecret is the secret of GitHub's webhook, "" when it is off.
+func (w WebhooksConfig) gitHubWebhookSecret() string {
+	if w.GitHub == nil {
+		return ""
+	}
+	return w.GitHub.Secret
 }
 
 // TokenConfig is one bearer token and its scopes.
@@ -320,6 +343,9 @@ func (c *Config) validate(name string) []error {
 				bad(field+".scopes", "unknown scope %q (want gate:read, deploys:write, overrides:write or admin)", s)
 			}
 		}
+	}
+	if g := c.Webhooks.GitHub; g != nil && len(g.Secret) < 16 {
+		bad("webhooks.github.secret", "a webhook secret must be at least 16 characters (use ${VAR} to keep it out of the file)")
 	}
 	if c.Telemetry.SampleRatio < 0 || c.Telemetry.SampleRatio > 1 {
 		bad("telemetry.sampleRatio", "want a share in [0,1], got %v", c.Telemetry.SampleRatio)

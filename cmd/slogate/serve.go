@@ -230,6 +230,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 	}
 	s.handler = api.NewServer(api.Deps{
 		Gate: s.engine, Store: apiStore, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
+		GitHubWebhookSecret: cfg.Webhooks.gitHubWebhookSecret(),
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
