@@ -163,7 +163,7 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 	defer s.mu.Unlock()
 	// As the real store: CreatedBy is not part of the idempotency body.
 	anon := d
-	anon.CreatedBy = ""
+	anon.ID, anon.CreatedBy = "", ""
 	body, _ := json.Marshal(anon)
 	if key != "" {
 		if e, ok := s.idem[key]; ok {
@@ -177,8 +177,14 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 			}
 		}
 	}
+	// As the real store: a given id is kept, and must be free.
+	if d.ID != "" && slices.ContainsFunc(s.deploys, func(x store.Deploy) bool { return x.ID == d.ID }) {
+		return store.Deploy{}, false, fmt.Errorf("deploy %s already exists: %w", d.ID, store.ErrConflict)
+	}
 	s.seq++
-	d.ID = fmt.Sprintf("dep_%03d", s.seq)
+	if d.ID == "" {
+		d.ID = fmt.Sprintf("dep_%03d", s.seq)
+	}
 	d.CreatedAt = fixedTime
 	if d.StartedAt.IsZero() {
 		d.StartedAt = fixedTime.Add(time.Duration(s.seq) * time.Second)
@@ -302,6 +308,12 @@ func (s *fakeStore) Audit(_ context.Context, e store.AuditEntry) error {
 	defer s.mu.Unlock()
 	s.audit = append(s.audit, e)
 	return nil
+}
+
+func (s *fakeStore) all() []store.Deploy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.deploys)
 }
 
 func (s *fakeStore) auditLog() []store.AuditEntry {
