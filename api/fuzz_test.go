@@ -1,11 +1,15 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -89,6 +93,56 @@ func FuzzDecodeGate(f *testing.F) {
 		}
 		if !utf8.ValidString(req.Service) && len(req.Service) > maxNameLen {
 			t.Fatalf("accepted a service of %d bytes", len(req.Service))
+		}
+	})
+}
+
+// FuzzGitHubWebhook delivers arbitrary bodies, validly signed, as each
+// event GitHub sends: never a panic, never a 5xx, and every problem names
+// its field.
+func FuzzGitHubWebhook(f *testing.F) {
+	for _, name := range []string{"deployment", "deployment_repo_only", "deployment_status", "ping"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "github", name+".json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, event := range []string{"deployment", "deployment_status"} {
+			f.Add(event, string(b))
+		}
+	}
+	f.Add("deployment", `{"deployment":{"id":-1,"payload":"x","created_at":"2026-11-21T12:00:00Z"},"repository":{}}`)
+	f.Add("deployment", `{"deployment":{"id":9223372036854775807,"environment":"p","sha":"a","created_at":"2026-11-21T12:00:00Z","payload":{"service":1,"version":["v"]}},"repository":{"name":"r","html_url":"::"}}`)
+	f.Add("deployment_status", `{"deployment_status":{"state":"success","target_url":"javascript:x","created_at":"0001-01-01T00:00:00Z"},"deployment":{"id":1,"environment":"p","sha":"a","created_at":"2026-11-21T12:00:00Z"},"repository":{"name":"r"}}`)
+	f.Add("deployment_status", `{"deployment_status":null,"deployment":null,"repository":null}`)
+	f.Add("ping", `[]`)
+	f.Fuzz(func(t *testing.T, event, body string) {
+		if event == "" || strings.ContainsAny(event, "\r\n\x00") || !utf8.ValidString(event) {
+			event = "deployment"
+		}
+		deps := Deps{
+			Gate: &fakeGate{}, Store: newFakeStore(), SLOs: &fakeSLOs{}, Tokens: testTokens,
+			Clock: func() time.Time { return fixedTime }, MaxBodyBytes: 1 << 16, GitHubWebhookSecret: testWebhookSecret,
+		}
+		srv := newEngine(deps)
+		for range 2 { // the second delivery is a redelivery
+			req := httptest.NewRequest(http.MethodPost, "/v1/webhooks/github", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-GitHub-Event", event)
+			req.Header.Set("X-Hub-Signature-256", signGitHub(testWebhookSecret, body))
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, req)
+			switch {
+			case w.Code >= 500:
+				t.Fatalf("event %q body %q: %d %s", event, body, w.Code, w.Body)
+			case w.Code >= 400:
+				var p Problem
+				if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || len(p.Errors) == 0 || p.Errors[0].Field == "" {
+					t.Fatalf("event %q body %q: %d %s: a problem without a field", event, body, w.Code, w.Body)
+				}
+				if w.Code == http.StatusUnauthorized || w.Code == http.StatusNotFound {
+					t.Fatalf("event %q body %q: %d for a signed delivery", event, body, w.Code)
+				}
+			}
 		}
 	})
 }
