@@ -283,6 +283,10 @@ func (h githubHandler) create(ctx context.Context, d store.Deploy) (store.Deploy
 			return existing, false, nil
 		}
 	}
+	if errors.Is(err, store.ErrConflict) {
+		return store.Deploy{}, false, &Problem{Type: typeConflict, Title: "Conflict", Status: http.StatusConflict,
+			Detail: err.Error(), Errors: []FieldError{{Field: "deployment.id", Message: "another deploy holds the id " + d.ID}}}
+	}
 	if err != nil {
 		return store.Deploy{}, false, err
 	}
