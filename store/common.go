@@ -284,3 +284,87 @@ func deployAudit(d Deploy) AuditEntry {
 	b, _ := json.Marshal(map[string]string{"service": d.Service, "environment": d.Environment, "version": d.Version})
 	return AuditEntry{At: d.CreatedAt, Actor: d.CreatedBy, Action: ActionDeployCreated, Subject: d.ID, Detail: string(b)}
 }
+
+// dialect is what the filter builders need of a database: its placeholder
+// and how it stores a time.
+type dialect struct {
+	ph   func(n int) string
+	time func(time.Time) any
+}
+
+var (
+	sqliteDialect = dialect{ph: sqlitePH, time: func(t time.Time) any { return us(UTC(t)) }}
+	pgDialect     = dialect{ph: pgPH, time: func(t time.Time) any { return UTC(t) }}
+)
+
+// where of a deploy filter, newest first by (started_at, id).
+func (f DeployFilter) where(d dialect) (where, error) {
+	w := where{ph: d.ph}
+	if f.Service != "" {
+		w.add("service = ?", f.Service)
+	}
+	if f.Environment != "" {
+		w.add("environment = ?", f.Environment)
+	}
+	if !f.Since.IsZero() {
+		w.add("started_at >= ?", d.time(f.Since))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return w, err
+		}
+		w.add("(started_at, id) < (?, ?)", d.time(t), id)
+	}
+	return w, nil
+}
+
+// where of a decision filter, newest first by (evaluated_at, evaluation_id).
+func (f DecisionFilter) where(d dialect) (where, error) {
+	w := where{ph: d.ph}
+	if f.Service != "" {
+		w.add("service = ?", f.Service)
+	}
+	if f.Environment != "" {
+		w.add("environment = ?", f.Environment)
+	}
+	if f.DeployID != "" {
+		w.add("deploy_id = ?", f.DeployID)
+	}
+	if !f.Since.IsZero() {
+		w.add("evaluated_at >= ?", d.time(f.Since))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return w, err
+		}
+		w.add("(evaluated_at, evaluation_id) < (?, ?)", d.time(t), id)
+	}
+	return w, nil
+}
+
+// where of an audit filter, newest first by id.
+func (f AuditFilter) where(d dialect) (where, error) {
+	w := where{ph: d.ph}
+	if f.Actor != "" {
+		w.add("actor = ?", f.Actor)
+	}
+	if f.Action != "" {
+		w.add("action = ?", f.Action)
+	}
+	if f.Subject != "" {
+		w.add("subject = ?", f.Subject)
+	}
+	if !f.Since.IsZero() {
+		w.add("at >= ?", d.time(f.Since))
+	}
+	if f.Cursor != "" {
+		id, err := decodeIDCursor(f.Cursor)
+		if err != nil {
+			return w, err
+		}
+		w.add("id < ?", id)
+	}
+	return w, nil
+}

@@ -234,22 +234,9 @@ func (s *pgStore) GetDeploy(ctx context.Context, id string) (Deploy, error) {
 }
 
 func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error) {
-	w := where{ph: pgPH}
-	if f.Service != "" {
-		w.add("service = ?", f.Service)
-	}
-	if f.Environment != "" {
-		w.add("environment = ?", f.Environment)
-	}
-	if !f.Since.IsZero() {
-		w.add("started_at >= ?", UTC(f.Since))
-	}
-	if f.Cursor != "" {
-		t, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list deploys: %w", err)
-		}
-		w.add("(started_at, id) < (?, ?)", t, id)
+	w, err := f.where(pgDialect)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
 	limit := pageLimit(f.Limit)
 	rows, err := s.pool.Query(ctx, "SELECT "+pgDeployCols+" FROM deploys"+w.String()+
@@ -382,25 +369,9 @@ func (s *pgStore) GetDecision(ctx context.Context, id string) (Decision, error) 
 }
 
 func (s *pgStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, string, error) {
-	w := where{ph: pgPH}
-	if f.Service != "" {
-		w.add("service = ?", f.Service)
-	}
-	if f.Environment != "" {
-		w.add("environment = ?", f.Environment)
-	}
-	if f.DeployID != "" {
-		w.add("deploy_id = ?", f.DeployID)
-	}
-	if !f.Since.IsZero() {
-		w.add("evaluated_at >= ?", UTC(f.Since))
-	}
-	if f.Cursor != "" {
-		t, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list decisions: %w", err)
-		}
-		w.add("(evaluated_at, evaluation_id) < (?, ?)", t, id)
+	w, err := f.where(pgDialect)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
 	limit := pageLimit(f.Limit)
 	rows, err := s.pool.Query(ctx, "SELECT "+pgDecisionCols+" FROM decisions"+w.String()+
@@ -517,25 +488,9 @@ func (s *pgStore) Audit(ctx context.Context, e AuditEntry) error {
 }
 
 func (s *pgStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error) {
-	w := where{ph: pgPH}
-	if f.Actor != "" {
-		w.add("actor = ?", f.Actor)
-	}
-	if f.Action != "" {
-		w.add("action = ?", f.Action)
-	}
-	if f.Subject != "" {
-		w.add("subject = ?", f.Subject)
-	}
-	if !f.Since.IsZero() {
-		w.add("at >= ?", UTC(f.Since))
-	}
-	if f.Cursor != "" {
-		id, err := decodeIDCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list audit: %w", err)
-		}
-		w.add("id < ?", id)
+	w, err := f.where(pgDialect)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list audit: %w", err)
 	}
 	limit := pageLimit(f.Limit)
 	rows, err := s.pool.Query(ctx, "SELECT id, at, actor, action, subject, detail FROM audit_log"+w.String()+

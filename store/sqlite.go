@@ -419,22 +419,9 @@ func (s *sqliteStore) GetDeploy(ctx context.Context, id string) (Deploy, error) 
 }
 
 func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error) {
-	w := where{ph: sqlitePH}
-	if f.Service != "" {
-		w.add("service = ?", f.Service)
-	}
-	if f.Environment != "" {
-		w.add("environment = ?", f.Environment)
-	}
-	if !f.Since.IsZero() {
-		w.add("started_at >= ?", us(UTC(f.Since)))
-	}
-	if f.Cursor != "" {
-		t, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list deploys: %w", err)
-		}
-		w.add("(started_at, id) < (?, ?)", us(t), id)
+	w, err := f.where(sqliteDialect)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
 	limit := pageLimit(f.Limit)
 	q := "SELECT " + sqliteDeployCols + " FROM deploys" + w.String() + " ORDER BY started_at DESC, id DESC LIMIT " + w.arg(limit+1)
@@ -579,25 +566,9 @@ func (s *sqliteStore) GetDecision(ctx context.Context, id string) (Decision, err
 }
 
 func (s *sqliteStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, string, error) {
-	w := where{ph: sqlitePH}
-	if f.Service != "" {
-		w.add("service = ?", f.Service)
-	}
-	if f.Environment != "" {
-		w.add("environment = ?", f.Environment)
-	}
-	if f.DeployID != "" {
-		w.add("deploy_id = ?", f.DeployID)
-	}
-	if !f.Since.IsZero() {
-		w.add("evaluated_at >= ?", us(UTC(f.Since)))
-	}
-	if f.Cursor != "" {
-		t, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list decisions: %w", err)
-		}
-		w.add("(evaluated_at, evaluation_id) < (?, ?)", us(t), id)
+	w, err := f.where(sqliteDialect)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
 	limit := pageLimit(f.Limit)
 	q := "SELECT " + sqliteDecisionCols + " FROM decisions" + w.String() + " ORDER BY evaluated_at DESC, evaluation_id DESC LIMIT " + w.arg(limit+1)
@@ -731,25 +702,9 @@ func (s *sqliteStore) Audit(ctx context.Context, e AuditEntry) error {
 }
 
 func (s *sqliteStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, string, error) {
-	w := where{ph: sqlitePH}
-	if f.Actor != "" {
-		w.add("actor = ?", f.Actor)
-	}
-	if f.Action != "" {
-		w.add("action = ?", f.Action)
-	}
-	if f.Subject != "" {
-		w.add("subject = ?", f.Subject)
-	}
-	if !f.Since.IsZero() {
-		w.add("at >= ?", us(UTC(f.Since)))
-	}
-	if f.Cursor != "" {
-		id, err := decodeIDCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list audit: %w", err)
-		}
-		w.add("id < ?", id)
+	w, err := f.where(sqliteDialect)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list audit: %w", err)
 	}
 	limit := pageLimit(f.Limit)
 	rows, err := s.r.QueryContext(ctx, "SELECT id, at, actor, action, subject, detail FROM audit_log"+w.String()+
