@@ -368,3 +368,13 @@ func (f AuditFilter) where(d dialect) (where, error) {
 	}
 	return w, nil
 }
+
+// page cuts a list fetched with limit+1 rows to limit and gives the cursor
+// of the next page ("" after the last).
+func page[T any](out []T, limit int, cursor func(T) string) ([]T, string) {
+	if len(out) <= limit {
+		return out, ""
+	}
+	out = out[:limit]
+	return out, cursor(out[limit-1])
+}

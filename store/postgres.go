@@ -248,12 +248,7 @@ func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, st
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(last.StartedAt, last.ID)
-	}
+	out, next := page(out, limit, func(x Deploy) string { return encodeCursor(x.StartedAt, x.ID) })
 	return out, next, nil
 }
 
@@ -383,12 +378,7 @@ func (s *pgStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decisi
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(last.EvaluatedAt, last.EvaluationID)
-	}
+	out, next := page(out, limit, func(x Decision) string { return encodeCursor(x.EvaluatedAt, x.EvaluationID) })
 	return out, next, nil
 }
 
@@ -507,11 +497,7 @@ func (s *pgStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, s
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list audit: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = encodeIDCursor(out[limit-1].ID)
-	}
+	out, next := page(out, limit, func(e AuditEntry) string { return encodeIDCursor(e.ID) })
 	return out, next, nil
 }
 

@@ -331,6 +331,20 @@ func sqlitePH(int) string { return "?" }
 
 type scanner interface{ Scan(dest ...any) error }
 
+// collectSQLite scans every row and closes rows.
+func collectSQLite[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by"
 
 func scanSQLiteDeploy(sc scanner, extra ...any) (Deploy, error) {
@@ -429,24 +443,11 @@ func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	defer rows.Close()
-	var out []Deploy
-	for rows.Next() {
-		d, err := scanSQLiteDeploy(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list deploys: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collectSQLite(rows, func(sc scanner) (Deploy, error) { return scanSQLiteDeploy(sc) })
+	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(last.StartedAt, last.ID)
-	}
+	out, next := page(out, limit, func(x Deploy) string { return encodeCursor(x.StartedAt, x.ID) })
 	return out, next, nil
 }
 
@@ -576,24 +577,11 @@ func (s *sqliteStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]De
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	defer rows.Close()
-	var out []Decision
-	for rows.Next() {
-		d, err := scanSQLiteDecision(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list decisions: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collectSQLite(rows, func(sc scanner) (Decision, error) { return scanSQLiteDecision(sc) })
+	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = encodeCursor(last.EvaluatedAt, last.EvaluationID)
-	}
+	out, next := page(out, limit, func(x Decision) string { return encodeCursor(x.EvaluatedAt, x.EvaluationID) })
 	return out, next, nil
 }
 
@@ -712,25 +700,17 @@ func (s *sqliteStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntr
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list audit: %w", err)
 	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
+	out, err := collectSQLite(rows, func(sc scanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Detail); err != nil {
-			return nil, "", fmt.Errorf("store: list audit: %w", err)
-		}
+		err := sc.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Subject, &e.Detail)
 		e.At = fromUS(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+		return e, err
+	})
+	if err != nil {
 		return nil, "", fmt.Errorf("store: list audit: %w", err)
 	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = encodeIDCursor(out[limit-1].ID)
-	}
+	out, next := page(out, limit, func(e AuditEntry) string { return encodeIDCursor(e.ID) })
 	return out, next, nil
 }
 

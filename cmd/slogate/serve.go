@@ -133,13 +133,12 @@ type server struct {
 	board    *gate.Board
 	registry *prometheus.Registry
 	handler  http.Handler
-	sources  sourceFlags
 	// dispatcher delivers notifications; nil when no peer is configured.
 	dispatcher *alerting.Dispatcher
 }
 
 func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *slog.Logger) (*server, error) {
-	s := &server{cfg: cfg, logger: logger, sources: sources, registry: prometheus.NewRegistry()}
+	s := &server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	set, err := slo.Load(cfg.SLOs...)
