@@ -28,6 +28,7 @@ const (
 	tokCI     = "ci-secret-0002"
 	tokOncall = "oncall-secret-0003"
 	tokAdmin  = "admin-secret-0004"
+	tokFlag   = "flagger-secret-0005"
 )
 
 var testTokens = []Token{
@@ -35,6 +36,7 @@ var testTokens = []Token{
 	{Name: "ci", Value: tokCI, Scopes: []string{ScopeGateRead, ScopeDeploysWrite}},
 	{Name: "oncall", Value: tokOncall, Scopes: []string{ScopeOverridesWrite}},
 	{Name: "root", Value: tokAdmin, Scopes: []string{ScopeAdmin}},
+	{Name: "flagger", Value: tokFlag, Scopes: []string{ScopeFlagger}},
 }
 
 // syncBuffer is a log sink shared by the server's goroutines.

@@ -24,7 +24,8 @@ var protected = []struct {
 	{"GET", "/v1/decisions/ev_1", "", ScopeGateRead, tokOncall},
 	{"POST", "/v1/overrides", `{"service":"checkout","environment":"production","reason":"r","expiresAt":"2026-11-21T13:00:00Z"}`, ScopeOverridesWrite, tokCI},
 	{"DELETE", "/v1/overrides/ovr_1", "", ScopeOverridesWrite, tokCI},
-	{"POST", "/v1/flagger/confirm-promotion", `{"name":"checkout","namespace":"production"}`, ScopeGateRead, tokOncall},
+	{"POST", "/v1/flagger/confirm-promotion", `{"name":"checkout","namespace":"production"}`, ScopeFlagger, tokRead},
+	{"POST", "/v1/flagger/confirm-rollout", `{"name":"checkout","namespace":"production"}`, ScopeFlagger, tokCI},
 }
 
 func TestEveryAPIRouteNeedsATokenWithItsScope(t *testing.T) {
@@ -111,7 +112,7 @@ func TestTokensAreFoundWhateverTheirPosition(t *testing.T) {
 
 func TestFlaggerMayPassTheTokenAsBasicCredentials(t *testing.T) {
 	h := newHarness(t)
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("flagger:"+tokRead))
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("flagger:"+tokFlag))
 	r := h.do(t, call{method: "POST", path: "/v1/flagger/confirm-promotion",
 		body: `{"name":"checkout","namespace":"production"}`, header: map[string]string{"Authorization": basic}})
 	if r.status != http.StatusOK {
@@ -121,4 +122,12 @@ func TestFlaggerMayPassTheTokenAsBasicCredentials(t *testing.T) {
 	r = h.do(t, call{method: "GET", path: "/v1/gate?service=checkout&environment=production",
 		header: map[string]string{"Authorization": basic}})
 	problem(t, r, http.StatusUnauthorized)
+	// The flagger scope serves the Flagger hooks and nothing else.
+	for _, c := range []call{
+		{method: "GET", path: "/v1/gate?service=checkout&environment=production", token: tokFlag},
+		{method: "POST", path: "/v1/deploys", token: tokFlag, body: `{"service":"checkout","environment":"production","version":"v2"}`},
+		{method: "GET", path: "/v1/deploys", token: tokFlag},
+	} {
+		problem(t, h.do(t, c), http.StatusForbidden)
+	}
 }

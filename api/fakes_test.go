@@ -63,6 +63,7 @@ func decided(d gate.Decision, reason string) func(gate.Request) (gate.Answer, er
 	return func(req gate.Request) (gate.Answer, error) {
 		a := fixedAnswer()
 		a.Decision, a.Reason = d, reason
+		a.Verdict = gate.Outcome{Decision: d, Reason: reason}
 		a.Service, a.Environment, a.Version, a.DeployID = req.Service, req.Environment, req.Version, req.DeployID
 		return a, nil
 	}

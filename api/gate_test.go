@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -28,7 +29,7 @@ func TestTheGateAnswers200WhateverTheDecision(t *testing.T) {
 				t.Fatalf("decision %q, want %q", a.Decision, d)
 			}
 			want := gate.Request{Service: "checkout", Environment: "production", Version: "v2", DeployID: "dep_1", BaselineVersion: "v1"}
-			if got := h.gate.lastAsked(); got != want {
+			if got := h.gate.lastAsked(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("asked %+v, want %+v", got, want)
 			}
 			if get.header.Get("Cache-Control") != "no-store" {
@@ -39,7 +40,7 @@ func TestTheGateAnswers200WhateverTheDecision(t *testing.T) {
 			if string(post.body) != string(get.body) || post.status != http.StatusOK {
 				t.Fatalf("POST answered %d %s, GET %s", post.status, post.body, get.body)
 			}
-			if got := h.gate.lastAsked(); got != want {
+			if got := h.gate.lastAsked(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("POST asked %+v", got)
 			}
 		})
@@ -76,6 +77,13 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 			answer: func(gate.Request) (gate.Answer, error) { return gate.Answer{Reason: "?"}, nil }, status: 500},
 		"a panic in the gate is a 500": {
 			answer: func(gate.Request) (gate.Answer, error) { panic("boom") }, status: 500},
+		"an at that is not RFC 3339 is a 400 naming at": {
+			query: "service=checkout&environment=production&at=yesterday", status: 400, field: "at"},
+		"a source fault is a 503 with its checks, never a decision": {
+			answer: failing(&gate.SourceFaultError{Answer: gate.Answer{Decision: gate.Fault, EvaluationID: "ev_1",
+				Reason: "checkout-availability: error budget not measured (period): connection refused",
+				Checks: []gate.Check{{Kind: gate.KindBudget, SLO: "checkout-availability", Verdict: gate.Errored, SourceError: true}}}}),
+			status: 503},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -92,6 +100,14 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 			}
 			if bytes.Contains(r.body, []byte("promote")) {
 				t.Fatalf("a problem mentions promote: %s", r.body)
+			}
+			if tc.status == 503 && tc.answer != nil && strings.Contains(name, "source fault") {
+				if p.Verdict == nil || p.Verdict.Decision != gate.Fault || len(p.Checks) != 1 || !p.Checks[0].SourceError || p.EvaluationID != "ev_1" {
+					t.Fatalf("the 503 lacks the evaluation behind it: %s", r.body)
+				}
+				if r.header.Get("Retry-After") == "" {
+					t.Fatal("the 503 says nothing of when to retry")
+				}
 			}
 			if tc.status == 500 {
 				if strings.Contains(p.Detail, "database is locked") || strings.Contains(p.Detail, "boom") {
@@ -213,6 +229,10 @@ func TestArgoRolloutsWebMetric(t *testing.T) {
 				t.Fatal(err)
 			}
 			result, _ := body["decision"].(string) // jsonPath {$.decision}
+			verdict, _ := body["verdict"].(map[string]any) // jsonPath {$.verdict}
+			if verdict["decision"] != result || verdict["reason"] != "r" {
+				t.Fatalf("verdict %v does not carry the decision %q and its reason", verdict, result)
+			}
 			got := "Inconclusive"
 			switch {
 			case result == "promote":

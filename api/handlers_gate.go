@@ -1,11 +1,15 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,6 +27,7 @@ func (r gateRequest) request() (gate.Request, error) {
 	return gate.Request{
 		Service: r.Service, Environment: r.Environment, Version: r.Version,
 		DeployID: r.DeployID, BaselineVersion: r.BaselineVersion,
+		At: parseTime(&f, "at", r.At),
 	}, f.err()
 }
 
@@ -74,7 +79,7 @@ func handleGateQuery(g Gate) gin.HandlerFunc {
 		q := c.Request.URL.Query()
 		answerGate(c, g, gateRequest{
 			Service: q.Get("service"), Environment: q.Get("environment"), Version: q.Get("version"),
-			DeployID: q.Get("deployId"), BaselineVersion: q.Get("baselineVersion"),
+			DeployID: q.Get("deployId"), BaselineVersion: q.Get("baselineVersion"), At: q.Get("at"),
 		})
 	}
 }
@@ -90,10 +95,58 @@ func handleGateJSON(g Gate, maxBody int64) gin.HandlerFunc {
 	}
 }
 
-// Flagger webhook kinds slogate answers.
-const hookRollback = "rollback"
+// Flagger webhook kinds slogate answers, by the checks that fit their
+// moment (docs/clients.md).
+const (
+	hookConfirmRollout         = "confirm-rollout"
+	hookPreRollout             = "pre-rollout"
+	hookRollout                = "rollout"
+	hookConfirmTrafficIncrease = "confirm-traffic-increase"
+	hookConfirmPromotion       = "confirm-promotion"
+	hookRollback               = "rollback"
+	hookPostRollout            = "post-rollout"
+)
 
-var flaggerHooks = []string{"confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion", hookRollback}
+var flaggerHooks = []string{hookConfirmRollout, hookPreRollout, hookRollout, hookConfirmTrafficIncrease, hookConfirmPromotion, hookRollback, hookPostRollout}
+
+// flaggerChecks are the checks each hook asks for. Before the canary gets
+// traffic (confirm-rollout, pre-rollout) only the budget policy can say
+// anything; once it has traffic, the version is judged.
+var flaggerChecks = map[string][]string{
+	hookConfirmRollout:         {gate.KindBudget},
+	hookPreRollout:             {gate.KindBudget},
+	hookRollout:                {gate.KindVerification, gate.KindCanary},
+	hookConfirmTrafficIncrease: {gate.KindVerification, gate.KindCanary},
+	hookConfirmPromotion:       {gate.KindVerification, gate.KindCanary},
+	hookRollback:               {gate.KindVerification, gate.KindCanary},
+}
+
+// flaggerGo says whether a hook lets Flagger go on (HTTP 200) for a
+// decision. rollout counts a refusal as a failed check (threshold of them
+// roll back), so it refuses only a halt: a wait inside minDuration must not
+// use up the threshold. The confirm hooks hold on anything but promote.
+// rollback is inverted: 200 rolls the canary back, given only on halt.
+func flaggerGo(hook string, d gate.Decision) bool {
+	switch hook {
+	case hookRollout:
+		return d != gate.Halt
+	case hookRollback:
+		return d == gate.Halt
+	default:
+		return d == gate.Promote
+	}
+}
+
+// flaggerRecords says whether a hook records the deploy of the canary's
+// version: the first hook that runs once the canary is scaled up
+// (confirm-rollout runs before, and again and again while it holds).
+func flaggerRecords(hook string) bool {
+	switch hook {
+	case hookPreRollout, hookRollout, hookConfirmTrafficIncrease, hookConfirmPromotion, hookPostRollout:
+		return true
+	}
+	return false
+}
 
 // request maps a Flagger payload onto a gate query: the service is
 // metadata.service or the canary's name, the environment
@@ -130,10 +183,15 @@ func (p flaggerPayload) request() (gate.Request, error) {
 
 // handleFlagger answers a Flagger webhook: 200 lets Flagger go on, 403
 // holds it (or counts a failed check), with the reason as the body, which
-// Flagger shows as the Kubernetes event. The rollback hook is inverted: 200
-// rolls the canary back, so it is given only when the gate halts.
-func handleFlagger(g Gate, maxBody int64) gin.HandlerFunc {
+// Flagger shows as the Kubernetes event. Each hook asks for the checks that
+// fit its moment (flaggerChecks); rollback is inverted (flaggerGo). A
+// source fault is a 503: Flagger holds or counts one failed check, and
+// never rolls back on it. From pre-rollout on, the canary's version is
+// recorded as a deploy (once per canary revision), and post-rollout
+// records its outcome, so a Flagger rollout needs no CI step.
+func handleFlagger(g Gate, s Store, clock func() time.Time, maxBody int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		ctx := c.Request.Context()
 		hook := c.Param("hook")
 		if !slices.Contains(flaggerHooks, hook) {
 			fail(c, notFound(fmt.Sprintf("no Flagger hook %q; slogate answers %s", hook, strings.Join(flaggerHooks, ", "))))
@@ -149,6 +207,20 @@ func handleFlagger(g Gate, maxBody int64) gin.HandlerFunc {
 			fail(c, err)
 			return
 		}
+		var d store.Deploy
+		if flaggerRecords(hook) && req.Version != "" && req.DeployID == "" {
+			if d, err = recordFlaggerDeploy(ctx, s, g, p, req); err != nil {
+				fail(c, err)
+				return
+			}
+			req.DeployID = d.ID
+		}
+		c.Header("Cache-Control", "no-store")
+		if hook == hookPostRollout {
+			finishFlaggerDeploy(c, s, g, clock, p, d)
+			return
+		}
+		req.Checks = flaggerChecks[hook]
 		a, err := evaluate(c, g, req)
 		if err != nil {
 			fail(c, err)
@@ -156,19 +228,94 @@ func handleFlagger(g Gate, maxBody int64) gin.HandlerFunc {
 		}
 		status, verb := http.StatusForbidden, "hold"
 		switch {
-		case hook == hookRollback && a.Decision == gate.Halt:
+		case hook == hookRollback && flaggerGo(hook, a.Decision):
 			status, verb = http.StatusOK, "roll back"
 		case hook == hookRollback:
 			verb = "no rollback"
-		case a.Decision == gate.Promote:
+		case flaggerGo(hook, a.Decision):
 			status, verb = http.StatusOK, "go"
 		}
-		c.Header("Cache-Control", "no-store")
 		c.Header("X-Slogate-Decision", string(a.Decision))
 		c.Header("X-Slogate-Evaluation-Id", a.EvaluationID)
 		body := fmt.Sprintf("%s: %s: %s (evaluation %s)\n", verb, a.Decision, oneLine(a.Reason), a.EvaluationID)
 		c.Data(status, "text/plain; charset=utf-8", []byte(body))
 	}
+}
+
+// recordFlaggerDeploy records the canary's version as a deploy, once per
+// canary revision: the idempotency key is the canary and Flagger's
+// checksum of its revision, and the body never changes between hooks.
+func recordFlaggerDeploy(ctx context.Context, s Store, g Gate, p flaggerPayload, req gate.Request) (store.Deploy, error) {
+	// A deploy of the version still running (recorded by CI, or by an
+	// earlier hook) is the rollout's: its start is when the canary began.
+	page, _, err := s.ListDeploys(ctx, store.DeployFilter{Service: req.Service, Environment: req.Environment, Limit: 20})
+	if err != nil {
+		return store.Deploy{}, fmt.Errorf("looking up the deploy of the Flagger rollout of %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	for _, d := range page {
+		if d.Version == req.Version {
+			if d.Status == store.StatusRunning {
+				return d, nil
+			}
+			break
+		}
+	}
+	rev := p.Checksum
+	if rev == "" {
+		rev = req.Version
+	}
+	d := store.Deploy{
+		Service: req.Service, Environment: req.Environment, Version: req.Version,
+		PreviousVersion: req.BaselineVersion, Strategy: "canary",
+		Labels:    map[string]string{"flagger.name": p.Name, "flagger.namespace": p.Namespace, "flagger.checksum": p.Checksum},
+		CreatedBy: principal(ctx),
+	}
+	key := "flagger/" + p.Namespace + "/" + p.Name + "/" + rev
+	if len(key) > maxIdemKeyLen {
+		sum := sha256.Sum256([]byte(key))
+		key = "flagger/" + hex.EncodeToString(sum[:])
+	}
+	stored, created, err := s.CreateDeploy(ctx, d, key)
+	if err != nil {
+		return store.Deploy{}, fmt.Errorf("recording the Flagger rollout of %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	if created {
+		g.Invalidate(stored.Service, stored.Environment)
+		Logger(ctx).InfoContext(ctx, "Flagger rollout recorded as a deploy", "deploy_id", stored.ID,
+			"service", stored.Service, "environment", stored.Environment, "version", stored.Version)
+	}
+	return stored, nil
+}
+
+// finishFlaggerDeploy records the outcome of a Flagger rollout from its
+// phase: Succeeded is succeeded, Failed is rolledBack (Flagger routes the
+// traffic back to the primary).
+func finishFlaggerDeploy(c *gin.Context, s Store, g Gate, clock func() time.Time, p flaggerPayload, d store.Deploy) {
+	ctx := c.Request.Context()
+	var status string
+	switch p.Phase {
+	case "Succeeded":
+		status = store.StatusSucceeded
+	case "Failed":
+		status = store.StatusRolledBack
+	default:
+		fail(c, invalid(FieldError{Field: "phase", Message: fmt.Sprintf("post-rollout expects Succeeded or Failed, got %q", p.Phase)}))
+		return
+	}
+	if d.ID == "" {
+		fail(c, invalid(FieldError{Field: "metadata.version", Message: "required to record the rollout's outcome"}))
+		return
+	}
+	finished, err := s.FinishDeploy(ctx, d.ID, status, clock())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	g.Invalidate(finished.Service, finished.Environment)
+	audit(ctx, s, "deploy.finished", finished.ID, map[string]string{
+		"service": finished.Service, "environment": finished.Environment, "status": finished.Status, "by": "flagger post-rollout"})
+	body := fmt.Sprintf("recorded: deploy %s of %s %s\n", finished.ID, finished.Version, finished.Status)
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(body))
 }
 
 func oneLine(s string) string {

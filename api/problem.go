@@ -24,6 +24,12 @@ type Problem struct {
 	Detail string       `json:"detail,omitempty"`
 	Errors []FieldError `json:"errors,omitempty"`
 
+	// A source fault's 503 carries the evaluation behind it (RFC 9457
+	// extension members): what was measured and what failed.
+	EvaluationID string        `json:"evaluationId,omitempty"`
+	Verdict      *gate.Outcome `json:"verdict,omitempty"`
+	Checks       []gate.Check  `json:"checks,omitempty"`
+
 	header http.Header // extra response headers (WWW-Authenticate)
 }
 
@@ -58,6 +64,7 @@ const (
 	typeMediaType   = "urn:slogate:problem:unsupported-media-type"
 	typeMethod      = "urn:slogate:problem:method-not-allowed"
 	typeUnavailable = "urn:slogate:problem:unavailable"
+	typeSourceFault = "urn:slogate:problem:source-fault"
 	typeInternal    = "urn:slogate:problem:internal"
 )
 
@@ -96,9 +103,18 @@ func (f fields) err() error {
 // (500, and its message stays in the log).
 func problemFor(err error) *Problem {
 	var p *Problem
+	var sf *gate.SourceFaultError
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(err, &sf):
+		// Not a decision: clients count an error and retry (Argo's
+		// consecutiveErrorLimit, Flagger's next iteration, check --wait).
+		a := sf.Answer
+		return &Problem{Type: typeSourceFault, Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
+			Detail: "a data source failed, so the gate cannot decide: " + a.Reason, EvaluationID: a.EvaluationID,
+			Verdict: &gate.Outcome{Decision: gate.Fault, Reason: a.Reason}, Checks: a.Checks,
+			header: http.Header{"Retry-After": {"10"}}}
 	case errors.Is(err, gate.ErrUnknownService):
 		return &Problem{Type: typeNotFound, Title: "Not Found", Status: http.StatusNotFound,
 			Detail: err.Error(), Errors: []FieldError{{Field: "service", Message: "no SLO has this service"}}}

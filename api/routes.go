@@ -42,7 +42,9 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	v1.POST("/overrides", overridesWrite, handleCreateOverride(d.Store, d.Gate, d.Clock, d.MaxOverrideTTL, d.MaxBodyBytes))
 	v1.DELETE("/overrides/:id", overridesWrite, handleRevokeOverride(d.Store, d.Gate))
 
-	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeGateRead), handleFlagger(d.Gate, d.MaxBodyBytes))
+	// Flagger cannot set headers: the token may be the Basic password of
+	// the webhook URL.
+	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeFlagger), handleFlagger(d.Gate, d.Store, d.Clock, d.MaxBodyBytes))
 
 	// GitHub signs its deliveries instead of sending a token: the handler
 	// verifies the HMAC of the body under the shared secret.

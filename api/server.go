@@ -66,7 +66,12 @@ const (
 	ScopeGateRead       = "gate:read"
 	ScopeDeploysWrite   = "deploys:write"
 	ScopeOverridesWrite = "overrides:write"
-	ScopeAdmin          = "admin" // every route
+	// ScopeFlagger serves the Flagger hooks only (/v1/flagger/*): it asks
+	// the gate and records the deploys and outcomes of Flagger rollouts.
+	// It is the token put in a Canary's webhook URLs, so it can do nothing
+	// else.
+	ScopeFlagger = "flagger"
+	ScopeAdmin   = "admin" // every route
 )
 
 // Deps are what the server needs. Gate, Store and SLOs are required.

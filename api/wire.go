@@ -89,6 +89,8 @@ type gateRequest struct {
 	Version         string `json:"version"`
 	DeployID        string `json:"deployId"`
 	BaselineVersion string `json:"baselineVersion"`
+	// At (RFC 3339) asks for the answer the gate would have given then.
+	At string `json:"at"`
 }
 
 type createOverrideRequest struct {

@@ -24,6 +24,33 @@ func noData(c Check, p slo.GatePolicy, reason string) Check {
 	return c
 }
 
+// sourceFault turns a failed source (unreachable, timeout, 5xx, partial
+// response, a query the source refused) into the policy's onSourceError
+// verdict: an error (HTTP 503, the client retries), halt or wait, never
+// pass. It is not missing data: nothing says the release is harmful.
+func sourceFault(c Check, p slo.GatePolicy, reason string) Check {
+	c.SourceError = true
+	c.Reason = reason
+	switch p.OnSourceError {
+	case slo.SourceErrorHalt:
+		c.Verdict = Fail
+	case slo.SourceErrorWait:
+		c.Verdict = Pending
+	default:
+		c.Verdict = Errored
+	}
+	return c
+}
+
+// unmeasured is the verdict of a check whose measurement failed: no data
+// (slo.ErrNoData) follows onNoData, any other error onSourceError.
+func unmeasured(c Check, p slo.GatePolicy, reason string, err error) Check {
+	if errors.Is(err, slo.ErrNoData) {
+		return noData(c, p, reason)
+	}
+	return sourceFault(c, p, reason)
+}
+
 func f(v float64) *float64 { return &v }
 
 func pct(v float64) string {
@@ -56,11 +83,22 @@ func (e *Engine) budgetCheck(ctx context.Context, o slo.Objective, p slo.GatePol
 	}
 	for _, me := range st.Errors {
 		// No traffic in a short window is normal; a failing source is not.
-		if me.Window == "period" || !me.NoData {
+		switch {
+		case !me.NoData:
+			return sourceFault(c, p, fmt.Sprintf("error budget not measured (%s): %s", me.Window, me.Error))
+		case me.Window == "period":
 			return noData(c, p, fmt.Sprintf("error budget not measured (%s): %s", me.Window, me.Error))
 		}
 	}
 	rem := *st.ErrorBudget.Remaining
+	if rem < p.Budget.MinRemaining && st.SLI.Total != nil && *st.SLI.Total < p.Verification.MinEvents {
+		// Minutes into a calendar period (or on a quiet service) one
+		// error reads as an exhausted budget: too few events to judge.
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("error budget not judged: %.0f events since %s, fewer than minEvents %.0f (%s left on those)",
+			*st.SLI.Total, r.Start.UTC().Format(time.RFC3339), p.Verification.MinEvents, pct(rem))
+		return c
+	}
 	if rem < p.Budget.MinRemaining {
 		c.Verdict = Fail
 		c.Reason = fmt.Sprintf("error budget exhausted: %s left over %s (policy needs %s)", pct(rem), o.Window, pct(p.Budget.MinRemaining))
@@ -113,7 +151,7 @@ func (e *Engine) verificationCheck(ctx context.Context, o slo.Objective, p slo.G
 	case errors.Is(err, slo.ErrNoData):
 		return noData(c, p, fmt.Sprintf("no events of version %s (%s=%q) since %s", version, v.VersionLabel, version, hhmm(d.StartedAt)))
 	case err != nil:
-		return noData(c, p, fmt.Sprintf("version %s not measured: %v", version, err))
+		return sourceFault(c, p, fmt.Sprintf("version %s not measured: %v", version, err))
 	}
 	er, _ := counts.ErrorRatio()
 	burn := slo.BurnRate(er, o.Target)
@@ -184,7 +222,7 @@ func (e *Engine) canaryCheck(ctx context.Context, o slo.Objective, p slo.GatePol
 				c.Reason = fmt.Sprintf("no events of version %s yet to compare", v)
 				return c
 			}
-			return noData(c, p, fmt.Sprintf("version %s not measured for the canary comparison: %v", v, err))
+			return unmeasured(c, p, fmt.Sprintf("version %s not measured for the canary comparison: %v", v, err), err)
 		}
 	}
 	can, base := results[0].c, results[1].c

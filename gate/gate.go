@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
@@ -28,7 +30,24 @@ var (
 	// ErrInvalid: the request contradicts itself (a deploy of another
 	// service, a missing field).
 	ErrInvalid = errors.New("invalid request")
+	// ErrSourceFault: a source failed (unreachable, timeout, 5xx, partial
+	// response) and the policy's onSourceError is error. The error is a
+	// *SourceFaultError carrying the answer's checks.
+	ErrSourceFault = errors.New("source fault")
 )
+
+// SourceFaultError is the outcome of an evaluation that a failed source
+// kept from a decision: the API answers it with HTTP 503 and its checks,
+// so that clients count an error and retry instead of acting.
+type SourceFaultError struct {
+	Answer Answer
+}
+
+func (e *SourceFaultError) Error() string {
+	return fmt.Sprintf("gate %s/%s: %s: %s", e.Answer.Service, e.Answer.Environment, ErrSourceFault, e.Answer.Reason)
+}
+
+func (e *SourceFaultError) Unwrap() error { return ErrSourceFault }
 
 // Decision is the gate's answer.
 type Decision string
@@ -37,6 +56,9 @@ const (
 	Promote Decision = "promote"
 	Halt    Decision = "halt"
 	Wait    Decision = "wait"
+	// Fault is no decision: a source failed. It appears only as the real
+	// verdict of a dry run and in a SourceFaultError's answer.
+	Fault Decision = "error"
 )
 
 // Verdict is one check's outcome.
@@ -47,6 +69,8 @@ const (
 	Fail Verdict = "fail"
 	// Pending: not enough time or events yet to judge.
 	Pending Verdict = "wait"
+	// Errored: a source failed; the policy's onSourceError is error.
+	Errored Verdict = "error"
 )
 
 // Check kinds.
@@ -63,10 +87,28 @@ type Request struct {
 	Version         string
 	DeployID        string
 	BaselineVersion string
+	// At, when set, asks for the answer the gate would have given at that
+	// instant: every figure is measured up to At, only deploys started
+	// before it count, and the overrides are those in force then. Such an
+	// answer is never cached and is recorded as a backtest.
+	At time.Time
+	// Checks, when set, limits the evaluation to these kinds (KindBudget,
+	// KindVerification, KindCanary) among those the policy turns on; the
+	// Flagger hooks ask for the checks that fit their moment.
+	Checks []string
 }
 
 func (r Request) key() string {
-	return strings.Join([]string{r.Service, r.Environment, r.Version, r.DeployID, r.BaselineVersion}, "\x00")
+	at := ""
+	if !r.At.IsZero() {
+		at = r.At.UTC().Format(time.RFC3339Nano)
+	}
+	return strings.Join([]string{r.Service, r.Environment, r.Version, r.DeployID, r.BaselineVersion, at, strings.Join(r.Checks, ",")}, "\x00")
+}
+
+// wants reports whether the request asks for checks of kind.
+func (r Request) wants(kind string) bool {
+	return len(r.Checks) == 0 || slices.Contains(r.Checks, kind)
 }
 
 // Deploy is what the gate needs of a recorded deploy.
@@ -77,7 +119,13 @@ type Deploy struct {
 	Version         string
 	PreviousVersion string
 	StartedAt       time.Time
+	// Status is running, succeeded, failed or rolledBack.
+	Status string
 }
+
+// failed reports whether a deploy ended badly: such a version is never
+// a canary's baseline.
+func (d Deploy) failed() bool { return d.Status == "failed" || d.Status == "rolledBack" }
 
 // Deploys looks up recorded deploys (the store, through an adapter).
 type Deploys interface {
@@ -85,11 +133,12 @@ type Deploys interface {
 	// ErrUnknownDeploy.
 	Deploy(ctx context.Context, id string) (Deploy, error)
 	// Latest returns the newest deploy of service in env started before
-	// the instant; found is false when there is none.
+	// the instant that did not fail or roll back (a baseline); found is
+	// false when there is none.
 	Latest(ctx context.Context, service, env string, before time.Time) (d Deploy, found bool, err error)
-	// OfVersion returns the newest deploy of a version of service in env;
-	// found is false when there is none.
-	OfVersion(ctx context.Context, service, env, version string) (d Deploy, found bool, err error)
+	// OfVersion returns the newest deploy of a version of service in env
+	// started at or before the instant; found is false when there is none.
+	OfVersion(ctx context.Context, service, env, version string, before time.Time) (d Deploy, found bool, err error)
 }
 
 // Override is a break-glass lifting of the budget policy.
@@ -137,10 +186,16 @@ type Check struct {
 	Interval *[2]float64 `json:"interval,omitempty"`
 	// Query is the query that produced the figures, scope included.
 	Query string `json:"query,omitempty"`
-	// NoData is true when the verdict comes from missing data or a failed
-	// source (the policy's onNoData), not from a figure.
-	NoData   bool      `json:"noData,omitempty"`
-	Override *Override `json:"override,omitempty"`
+	// NoData is true when the verdict comes from missing data (the
+	// policy's onNoData), not from a figure.
+	NoData bool `json:"noData,omitempty"`
+	// SourceError is true when a source failed (the policy's
+	// onSourceError decides the verdict).
+	SourceError bool      `json:"sourceError,omitempty"`
+	Override    *Override `json:"override,omitempty"`
+	// DryRun is true when the check runs in dryRun mode: its verdict is
+	// recorded, not enforced.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // Sample is one side of a canary comparison.
@@ -151,10 +206,19 @@ type Sample struct {
 	ErrorRatio float64 `json:"errorRatio"`
 }
 
+// Outcome is a decision with its one-line reason: the answer's verdict
+// (what Argo Rollouts' web metric picks with jsonPath "{$.verdict}") and
+// a dry run's real verdict.
+type Outcome struct {
+	Decision Decision `json:"decision"`
+	Reason   string   `json:"reason"`
+}
+
 // Answer is the gate's answer (DESIGN.md, "The gate's answer").
 type Answer struct {
 	Decision     Decision  `json:"decision"`
 	Reason       string    `json:"reason"`
+	Verdict      Outcome   `json:"verdict"`
 	EvaluationID string    `json:"evaluationId"`
 	Service      string    `json:"service"`
 	Environment  string    `json:"environment"`
@@ -164,6 +228,13 @@ type Answer struct {
 	Policy       string    `json:"policy"`
 	EvaluatedAt  time.Time `json:"evaluatedAt"`
 	Checks       []Check   `json:"checks"`
+	// At is set on a point-in-time answer (Request.At): what the gate
+	// would have answered then.
+	At *time.Time `json:"at,omitempty"`
+	// DryRun holds the real verdict when a check, or the whole policy,
+	// runs in dryRun mode and the real verdict differs from the enforced
+	// decision.
+	DryRun *Outcome `json:"dryRun,omitempty"`
 	// Cached is true when the answer was reused from an identical ask
 	// within the cache's lifetime.
 	Cached bool `json:"cached"`
@@ -183,23 +254,38 @@ type Config struct {
 	// CacheTTL is how long an answer is reused for identical asks; 0
 	// turns the cache off.
 	CacheTTL time.Duration
-	// Timeout bounds one evaluation (default 25s). Argo Rollouts and
-	// Flagger give up after 10s by default and retry; the evaluation goes
-	// on and its cached answer serves the retry.
-	Timeout time.Duration
-	Clock   func() time.Time
-	Logger  *slog.Logger
+	// Deadline bounds one answer (default 8s, below the 10s that Argo
+	// Rollouts and Flagger wait by default). The checks get the deadline
+	// less a tenth (at most 1s), kept for recording the answer; a
+	// measurement still running then is a source fault (timeout), so the
+	// client gets a 503 in time and retries rather than timing out.
+	Deadline time.Duration
+	// Registry, when set, gets the gate's metrics
+	// (slogate_gate_answers_total, slogate_gate_dry_run_total).
+	Registry prometheus.Registerer
+	Clock    func() time.Time
+	Logger   *slog.Logger
 }
+
+// DefaultDeadline is the answer deadline when Config.Deadline is unset.
+const DefaultDeadline = 8 * time.Second
 
 // Engine answers gate queries. Identical concurrent asks are evaluated
 // once; answers are reused for CacheTTL.
 type Engine struct {
-	cfg    Config
-	group  singleflight.Group
-	mu     sync.Mutex
-	cache  map[string]cached
-	evals  func()
-	logger *slog.Logger
+	cfg   Config
+	group singleflight.Group
+	mu    sync.Mutex
+	cache map[string]cached
+	// gens counts the invalidations of each service/environment: an
+	// evaluation caches its answer only if no invalidation happened
+	// since it began, and asks after an invalidation never join a flight
+	// that began before it.
+	gens    map[string]uint64
+	evals   func()
+	logger  *slog.Logger
+	answers *prometheus.CounterVec
+	dryRuns *prometheus.CounterVec
 }
 
 type cached struct {
@@ -218,13 +304,30 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 25 * time.Second
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = DefaultDeadline
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, cache: map[string]cached{}, logger: cfg.Logger.With("component", "gate")}, nil
+	e := &Engine{cfg: cfg, cache: map[string]cached{}, gens: map[string]uint64{}, logger: cfg.Logger.With("component", "gate"),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slogate_gate_answers_total",
+			Help: "Fresh gate answers by service, environment and decision (error: a source fault answered 503); point-in-time answers are not counted.",
+		}, []string{"service", "environment", "decision"}),
+		dryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slogate_gate_dry_run_total",
+			Help: "Fresh gate answers with a dry-run check, by the real verdict the dry run kept from the decision.",
+		}, []string{"service", "environment", "decision"}),
+	}
+	if cfg.Registry != nil {
+		for _, c := range []prometheus.Collector{e.answers, e.dryRuns} {
+			if err := cfg.Registry.Register(c); err != nil {
+				return nil, fmt.Errorf("gate: metrics: %w", err)
+			}
+		}
+	}
+	return e, nil
 }
 
 // OnEvaluate sets a hook called once per fresh evaluation (for metrics and
@@ -232,14 +335,24 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) OnEvaluate(f func()) { e.evals = f }
 
 // Evaluate answers a gate query. An error means the evaluation could not
-// run (unknown service or deploy, a store failure); a failed data source
-// is an answer (halt or wait), never an error and never promote.
+// run (unknown service or deploy, a store failure) or, as a
+// *SourceFaultError, that a failed source kept it from a decision and the
+// policy says onSourceError: error. Missing data and failed sources are
+// never promote.
 func (e *Engine) Evaluate(ctx context.Context, req Request) (Answer, error) {
 	if req.Service == "" || req.Environment == "" {
 		return Answer{}, fmt.Errorf("%w: service and environment are required", ErrInvalid)
 	}
-	key := req.key()
 	now := e.cfg.Clock()
+	if !req.At.IsZero() {
+		if req.At.After(now.Add(time.Minute)) {
+			return Answer{}, fmt.Errorf("%w: at %s is in the future", ErrInvalid, req.At.UTC().Format(time.RFC3339))
+		}
+		// A point-in-time answer neither reads nor fills the live cache.
+		return e.fresh(ctx, req, 0)
+	}
+	gen := e.generation(req.Service, req.Environment)
+	key := req.key()
 	if e.cfg.CacheTTL > 0 {
 		e.mu.Lock()
 		c, ok := e.cache[key]
@@ -250,32 +363,11 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (Answer, error) {
 			return a, nil
 		}
 	}
-	ch := e.group.DoChan(key, func() (any, error) {
-		// The evaluation outlives a caller that gives up: others may wait
-		// for it, and its answer is cached.
-		ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), e.cfg.Timeout,
-			fmt.Errorf("gate evaluation of %s/%s timed out after %s", req.Service, req.Environment, e.cfg.Timeout))
-		defer cancel()
-		a, err := e.evaluate(ctx, req)
-		if err != nil {
-			return Answer{}, err
-		}
-		if e.cfg.Recorder != nil {
-			if err := e.cfg.Recorder.Record(ctx, a); err != nil {
-				return Answer{}, fmt.Errorf("recording answer %s: %w", a.EvaluationID, err)
-			}
-		}
-		if e.cfg.CacheTTL > 0 {
-			e.mu.Lock()
-			for k, c := range e.cache {
-				if !now.Before(c.expires) {
-					delete(e.cache, k)
-				}
-			}
-			e.cache[key] = cached{answer: a, expires: e.cfg.Clock().Add(e.cfg.CacheTTL)}
-			e.mu.Unlock()
-		}
-		return a, nil
+	// The generation is part of the flight's key: an ask made after an
+	// invalidation (a deploy, an override revoked) never joins a flight
+	// that read the world before it.
+	ch := e.group.DoChan(fmt.Sprintf("%s\x00%d", key, gen), func() (any, error) {
+		return e.fresh(ctx, req, gen)
 	})
 	select {
 	case r := <-ch:
@@ -288,11 +380,73 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (Answer, error) {
 	}
 }
 
+// fresh evaluates, records and (for a live ask whose generation is still
+// current) caches an answer. The evaluation outlives a caller that gives
+// up: others may wait for it, and its answer is cached.
+func (e *Engine) fresh(ctx context.Context, req Request, gen uint64) (Answer, error) {
+	checksBudget := min(e.cfg.Deadline/10, time.Second)
+	ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), e.cfg.Deadline-checksBudget,
+		fmt.Errorf("gate evaluation of %s/%s passed its deadline of %s: %w", req.Service, req.Environment, e.cfg.Deadline, slo.ErrTimeout))
+	defer cancel()
+	a, fault, err := e.evaluate(ctx, req)
+	if err != nil {
+		return Answer{}, err
+	}
+	if e.cfg.Recorder != nil {
+		// Recording gets its own short deadline: the checks may have used
+		// theirs up.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err := e.cfg.Recorder.Record(rctx, a)
+		rcancel()
+		if err != nil {
+			return Answer{}, fmt.Errorf("recording answer %s: %w", a.EvaluationID, err)
+		}
+	}
+	if a.At == nil {
+		d := string(a.Decision)
+		if fault {
+			d = string(Fault)
+		}
+		e.answers.WithLabelValues(a.Service, a.Environment, d).Inc()
+		if a.DryRun != nil {
+			e.dryRuns.WithLabelValues(a.Service, a.Environment, string(a.DryRun.Decision)).Inc()
+		}
+	}
+	if fault {
+		// Not cached: the retry that the 503 asks for measures again.
+		return Answer{}, &SourceFaultError{Answer: a}
+	}
+	if e.cfg.CacheTTL > 0 && a.At == nil {
+		now := e.cfg.Clock()
+		e.mu.Lock()
+		if e.gens[genKey(req.Service, req.Environment)] == gen {
+			for k, c := range e.cache {
+				if !now.Before(c.expires) {
+					delete(e.cache, k)
+				}
+			}
+			e.cache[req.key()] = cached{answer: a, expires: now.Add(e.cfg.CacheTTL)}
+		}
+		e.mu.Unlock()
+	}
+	return a, nil
+}
+
+func genKey(service, env string) string { return service + "\x00" + env }
+
+func (e *Engine) generation(service, env string) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gens[genKey(service, env)]
+}
+
 // Invalidate drops cached answers of a service (a deploy or an override
-// changed what they depend on).
+// changed what they depend on). An evaluation already running when it is
+// called does not cache its answer, and later asks do not join it.
 func (e *Engine) Invalidate(service, env string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.gens[genKey(service, env)]++
 	prefix := service + "\x00" + env + "\x00"
 	for k := range e.cache {
 		if strings.HasPrefix(k, prefix) {
@@ -307,8 +461,10 @@ func newEvaluationID() string {
 	return "ev_" + hex.EncodeToString(b[:])
 }
 
-// evaluate runs the checks of the service's policy.
-func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
+// evaluate runs the checks of the service's policy. fault is true when a
+// failed source kept the answer from a decision and the policy's
+// onSourceError is error.
+func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault bool, err error) {
 	if e.evals != nil {
 		e.evals()
 	}
@@ -319,19 +475,25 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 	set := e.cfg.SLOs()
 	objs := set.ByService(req.Service)
 	if len(objs) == 0 {
-		return Answer{}, fmt.Errorf("gate %s/%s: %w: no SLO has service %q", req.Service, req.Environment, ErrUnknownService, req.Service)
+		return Answer{}, false, fmt.Errorf("gate %s/%s: %w: no SLO has service %q", req.Service, req.Environment, ErrUnknownService, req.Service)
 	}
 	now := e.cfg.Clock().UTC()
+	if !req.At.IsZero() {
+		now = req.At.UTC()
+	}
 	policy := set.Policy(req.Service, req.Environment)
-	a := Answer{
+	a = Answer{
 		EvaluationID: newEvaluationID(),
 		Service:      req.Service, Environment: req.Environment,
 		Version: req.Version, DeployID: req.DeployID, Baseline: req.BaselineVersion,
-		Policy: policy.Name, EvaluatedAt: now, Checks: []Check{},
+		Policy: policy.Name, EvaluatedAt: e.cfg.Clock().UTC(), Checks: []Check{},
 	}
-	deploy, hasDeploy, err := e.findDeploy(ctx, req)
+	if !req.At.IsZero() {
+		a.At = &now
+	}
+	deploy, hasDeploy, err := e.findDeploy(ctx, req, now)
 	if err != nil {
-		return Answer{}, err
+		return Answer{}, false, err
 	}
 	if hasDeploy {
 		a.DeployID = deploy.ID
@@ -340,23 +502,21 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 		}
 	}
 	if a.Baseline == "" && hasDeploy {
-		a.Baseline = deploy.PreviousVersion
-		if a.Baseline == "" && e.cfg.Deploys != nil {
-			prev, found, err := e.cfg.Deploys.Latest(ctx, req.Service, req.Environment, deploy.StartedAt)
-			if err != nil {
-				return Answer{}, fmt.Errorf("gate %s/%s: previous deploy: %w", req.Service, req.Environment, err)
-			}
-			if found && prev.Version != a.Version {
-				a.Baseline = prev.Version
-			}
+		a.Baseline, err = e.baseline(ctx, deploy)
+		if err != nil {
+			return Answer{}, false, err
 		}
 	}
 
+	budget := !policy.Budget.Disabled && req.wants(KindBudget)
+	verification := !policy.Verification.Disabled && a.Version != "" && req.wants(KindVerification)
+	canary := policy.Canary != nil && a.Version != "" && hasDeploy && req.wants(KindCanary)
+
 	var override *Override
-	if !policy.Budget.Disabled && e.cfg.Overrides != nil {
+	if budget && e.cfg.Overrides != nil {
 		o, ok, err := e.cfg.Overrides.Active(ctx, req.Service, req.Environment, now)
 		if err != nil {
-			return Answer{}, fmt.Errorf("gate %s/%s: overrides: %w", req.Service, req.Environment, err)
+			return Answer{}, false, fmt.Errorf("gate %s/%s: overrides: %w", req.Service, req.Environment, err)
 		}
 		if ok {
 			override = &o
@@ -368,14 +528,20 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 	for i, o := range objs {
 		wg.Go(func() {
 			var cs []Check
-			if !policy.Budget.Disabled {
-				cs = append(cs, e.budgetCheck(ctx, o, policy, now, override))
+			if budget {
+				c := e.budgetCheck(ctx, o, policy, now, override)
+				c.DryRun = policy.DryRun(policy.Budget.Mode)
+				cs = append(cs, c)
 			}
-			if !policy.Verification.Disabled && a.Version != "" {
-				cs = append(cs, e.verificationCheck(ctx, o, policy, a.Version, deploy, hasDeploy, now))
+			if verification {
+				c := e.verificationCheck(ctx, o, policy, a.Version, deploy, hasDeploy, now)
+				c.DryRun = policy.DryRun(policy.Verification.Mode)
+				cs = append(cs, c)
 			}
-			if policy.Canary != nil && a.Version != "" && hasDeploy {
-				cs = append(cs, e.canaryCheck(ctx, o, policy, a.Version, a.Baseline, deploy, now))
+			if canary {
+				c := e.canaryCheck(ctx, o, policy, a.Version, a.Baseline, deploy, now)
+				c.DryRun = policy.DryRun(policy.Canary.Mode)
+				cs = append(cs, c)
 			}
 			checks[i] = cs
 		})
@@ -384,16 +550,61 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (Answer, error) {
 	for _, cs := range checks {
 		a.Checks = append(a.Checks, cs...)
 	}
-	a.Decision, a.Reason = decide(a.Checks)
+	var enforced []Check
+	for _, c := range a.Checks {
+		if !c.DryRun {
+			enforced = append(enforced, c)
+		}
+	}
+	real, realReason := decide(a.Checks)
+	switch {
+	case len(enforced) == len(a.Checks):
+		a.Decision, a.Reason = real, realReason
+	case len(enforced) == 0:
+		// Every check is a dry run: the release goes on, and the real
+		// verdict is kept beside the answer.
+		a.Decision, a.Reason = Promote, "dry run: "+realReason
+	default:
+		a.Decision, a.Reason = decide(enforced)
+	}
+	if len(enforced) != len(a.Checks) && real != a.Decision {
+		a.DryRun = &Outcome{Decision: real, Reason: realReason}
+	}
+	if len(a.Checks) == 0 && len(req.Checks) > 0 {
+		// The moment asked for (a Flagger hook) has checks the policy
+		// turns off: nothing holds it. Without a restriction, no check at
+		// all is a halt (decide).
+		a.Decision, a.Reason = Promote, fmt.Sprintf("policy %s runs no %s check: nothing to hold at this moment", policy.Name, strings.Join(req.Checks, " or "))
+	}
+	fault = a.Decision == Fault
+	a.Verdict = Outcome{Decision: a.Decision, Reason: a.Reason}
 	span.SetAttributes(attribute.String("slogate.decision", string(a.Decision)), attribute.String("slogate.evaluation_id", a.EvaluationID))
 	e.logger.InfoContext(ctx, "gate answer", "evaluation_id", a.EvaluationID, "service", a.Service,
-		"environment", a.Environment, "version", a.Version, "decision", a.Decision, "reason", a.Reason)
-	return a, nil
+		"environment", a.Environment, "version", a.Version, "decision", a.Decision, "reason", a.Reason,
+		"dry_run", a.DryRun != nil, "at", a.At)
+	return a, fault, nil
+}
+
+// baseline is the version a canary is compared with: the deploy's
+// previous version, else the version of the newest deploy before it that
+// did not fail or roll back.
+func (e *Engine) baseline(ctx context.Context, d Deploy) (string, error) {
+	if d.PreviousVersion != "" || e.cfg.Deploys == nil {
+		return d.PreviousVersion, nil
+	}
+	prev, found, err := e.cfg.Deploys.Latest(ctx, d.Service, d.Environment, d.StartedAt)
+	if err != nil {
+		return "", fmt.Errorf("gate %s/%s: previous deploy: %w", d.Service, d.Environment, err)
+	}
+	if found && prev.Version != d.Version && !prev.failed() {
+		return prev.Version, nil
+	}
+	return "", nil
 }
 
 // findDeploy finds the deploy a request is about: by id, else the newest
 // deploy of the version asked in the service's environment.
-func (e *Engine) findDeploy(ctx context.Context, req Request) (Deploy, bool, error) {
+func (e *Engine) findDeploy(ctx context.Context, req Request, at time.Time) (Deploy, bool, error) {
 	if e.cfg.Deploys == nil {
 		if req.DeployID != "" {
 			return Deploy{}, false, fmt.Errorf("%w: deployId %q: this gate records no deploys", ErrUnknownDeploy, req.DeployID)
@@ -411,12 +622,16 @@ func (e *Engine) findDeploy(ctx context.Context, req Request) (Deploy, bool, err
 		if req.Version != "" && d.Version != req.Version {
 			return Deploy{}, false, fmt.Errorf("%w: deploy %s is of version %s, not %s", ErrInvalid, d.ID, d.Version, req.Version)
 		}
+		if d.StartedAt.After(at) {
+			return Deploy{}, false, fmt.Errorf("%w: deploy %s started at %s, after %s", ErrInvalid, d.ID,
+				d.StartedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		}
 		return d, true, nil
 	}
 	if req.Version == "" {
 		return Deploy{}, false, nil
 	}
-	d, found, err := e.cfg.Deploys.OfVersion(ctx, req.Service, req.Environment, req.Version)
+	d, found, err := e.cfg.Deploys.OfVersion(ctx, req.Service, req.Environment, req.Version, at)
 	if err != nil {
 		return Deploy{}, false, fmt.Errorf("gate %s/%s: deploy of version %s: %w", req.Service, req.Environment, req.Version, err)
 	}
@@ -440,17 +655,18 @@ func shortReason(c Check) string {
 	return r
 }
 
-// decide folds the checks: halt if any fails, wait if any waits, else
-// promote. The reason is the first failing (else waiting) check's.
+// decide folds the checks: halt if any fails on evidence, else Fault if
+// a source failed (onSourceError: error), else wait if any waits, else
+// promote. The reason is the first deciding check's.
 func decide(checks []Check) (Decision, string) {
-	for _, c := range checks {
-		if c.Verdict == Fail {
-			return Halt, shortReason(c)
-		}
-	}
-	for _, c := range checks {
-		if c.Verdict == Pending {
-			return Wait, shortReason(c)
+	for _, v := range []struct {
+		verdict  Verdict
+		decision Decision
+	}{{Fail, Halt}, {Errored, Fault}, {Pending, Wait}} {
+		for _, c := range checks {
+			if c.Verdict == v.verdict {
+				return v.decision, shortReason(c)
+			}
 		}
 	}
 	if len(checks) == 0 {

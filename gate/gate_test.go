@@ -66,18 +66,18 @@ func (f fakeDeploys) Latest(_ context.Context, service, env string, before time.
 	var best Deploy
 	found := false
 	for _, d := range f {
-		if d.Service == service && d.Environment == env && d.StartedAt.Before(before) && (!found || d.StartedAt.After(best.StartedAt)) {
+		if d.Service == service && d.Environment == env && d.StartedAt.Before(before) && !d.failed() && (!found || d.StartedAt.After(best.StartedAt)) {
 			best, found = d, true
 		}
 	}
 	return best, found, nil
 }
 
-func (f fakeDeploys) OfVersion(_ context.Context, service, env, version string) (Deploy, bool, error) {
+func (f fakeDeploys) OfVersion(_ context.Context, service, env, version string, before time.Time) (Deploy, bool, error) {
 	var best Deploy
 	found := false
 	for _, d := range f {
-		if d.Service == service && d.Environment == env && d.Version == version && (!found || d.StartedAt.After(best.StartedAt)) {
+		if d.Service == service && d.Environment == env && d.Version == version && !d.StartedAt.After(before) && (!found || d.StartedAt.After(best.StartedAt)) {
 			best, found = d, true
 		}
 	}
@@ -176,7 +176,7 @@ func TestDecisions(t *testing.T) {
 		},
 		"a failed source waits when the policy says so": {
 			srcErr: fmt.Errorf("connection refused: %w", slo.ErrUnavailable),
-			policy: func() *slo.GatePolicy { p := canaryPolicy(); p.OnNoData = slo.NoDataWait; return p }(),
+			policy: func() *slo.GatePolicy { p := canaryPolicy(); p.OnSourceError = slo.SourceErrorWait; return p }(),
 			req:    Request{Service: "checkout", Environment: "production"},
 			want:   Wait, reason: "source unavailable",
 		},

@@ -11,6 +11,29 @@ const (
 	NoDataWait OnNoData = "wait"
 )
 
+// OnSourceError says what the gate answers when a source fails
+// (unreachable, timeout, 5xx, partial response): never promote.
+type OnSourceError string
+
+const (
+	// SourceErrorError answers HTTP 503 with the checks: clients count an
+	// error and retry (Argo's consecutiveErrorLimit, Flagger's next
+	// iteration).
+	SourceErrorError OnSourceError = "error"
+	SourceErrorHalt  OnSourceError = "halt"
+	SourceErrorWait  OnSourceError = "wait"
+)
+
+// Mode says whether a policy or one of its checks blocks releases
+// (enforce) or only records its real verdict (dryRun: the answer is
+// promote and the real verdict is kept beside it).
+type Mode string
+
+const (
+	ModeEnforce Mode = "enforce"
+	ModeDryRun  Mode = "dryRun"
+)
+
 // GatePolicy is slogate's own kind (apiVersion slogate.dev/v1): which checks
 // the gate runs for a service, and their thresholds.
 type GatePolicy struct {
@@ -22,6 +45,11 @@ type GatePolicy struct {
 	// Canary is nil when canary-vs-baseline comparison is off.
 	Canary   *CanaryPolicy
 	OnNoData OnNoData
+	// OnSourceError is the answer when a source fails (default error:
+	// HTTP 503).
+	OnSourceError OnSourceError
+	// Mode dryRun makes every check of the policy a dry run.
+	Mode Mode
 	// Default is true for the policy made up for a service that has none.
 	Default bool
 	Pos     Position
@@ -33,6 +61,7 @@ type BudgetPolicy struct {
 	MinRemaining float64
 	// Disabled turns the check off.
 	Disabled bool
+	Mode     Mode
 }
 
 // VerificationPolicy is the post-deploy check of a new version.
@@ -42,6 +71,7 @@ type VerificationPolicy struct {
 	MaxBurnRate  float64
 	VersionLabel string
 	Disabled     bool
+	Mode         Mode
 }
 
 // CanaryPolicy is the canary-vs-baseline comparison.
@@ -50,6 +80,7 @@ type CanaryPolicy struct {
 	Tolerance float64
 	// Confidence is the confidence level of the one-sided test, in (0,1).
 	Confidence float64
+	Mode       Mode
 }
 
 // Defaults of the policy given to a service with SLOs but no GatePolicy,
@@ -69,14 +100,23 @@ func DefaultPolicy(service string) GatePolicy {
 	return GatePolicy{
 		Name:    service + "-default",
 		Service: service,
-		Budget:  BudgetPolicy{MinRemaining: 0},
+		Budget:  BudgetPolicy{MinRemaining: 0, Mode: ModeEnforce},
 		Verification: VerificationPolicy{
 			MinDuration:  DefaultMinDuration,
 			MinEvents:    DefaultMinEvents,
 			MaxBurnRate:  DefaultMaxBurnRate,
 			VersionLabel: DefaultVersionLabel,
+			Mode:         ModeEnforce,
 		},
-		OnNoData: NoDataHalt,
-		Default:  true,
+		OnNoData:      NoDataHalt,
+		OnSourceError: SourceErrorError,
+		Mode:          ModeEnforce,
+		Default:       true,
 	}
+}
+
+// DryRun reports whether a check of the given kind's mode (or the whole
+// policy) is a dry run.
+func (p GatePolicy) DryRun(check Mode) bool {
+	return p.Mode == ModeDryRun || check == ModeDryRun
 }

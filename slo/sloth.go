@@ -170,6 +170,7 @@ type gatePolicyDoc struct {
 		Budget       *struct {
 			MinRemaining *float64 `yaml:"minRemaining"`
 			Disabled     bool     `yaml:"disabled"`
+			Mode         string   `yaml:"mode"`
 		} `yaml:"budget"`
 		Verification *struct {
 			MinDuration  string   `yaml:"minDuration"`
@@ -177,12 +178,16 @@ type gatePolicyDoc struct {
 			MaxBurnRate  *float64 `yaml:"maxBurnRate"`
 			VersionLabel string   `yaml:"versionLabel"`
 			Disabled     bool     `yaml:"disabled"`
+			Mode         string   `yaml:"mode"`
 		} `yaml:"verification"`
 		Canary *struct {
 			Tolerance  *float64 `yaml:"tolerance"`
 			Confidence *float64 `yaml:"confidence"`
+			Mode       string   `yaml:"mode"`
 		} `yaml:"canary"`
-		OnNoData string `yaml:"onNoData"`
+		OnNoData      string `yaml:"onNoData"`
+		OnSourceError string `yaml:"onSourceError"`
+		Mode          string `yaml:"mode"`
 	} `yaml:"spec"`
 }
 
@@ -217,8 +222,10 @@ func (d *document) gatePolicy() {
 			d.errorf(fmt.Sprintf("spec.environments[%d]", i), "must not be empty")
 		}
 	}
+	p.Mode = d.mode("spec.mode", spec.Mode)
 	if b := spec.Budget; b != nil {
 		p.Budget.Disabled = b.Disabled
+		p.Budget.Mode = d.mode("spec.budget.mode", b.Mode)
 		if b.MinRemaining != nil {
 			p.Budget.MinRemaining = *b.MinRemaining
 			if !(*b.MinRemaining >= 0 && *b.MinRemaining < 1) {
@@ -228,6 +235,7 @@ func (d *document) gatePolicy() {
 	}
 	if v := spec.Verification; v != nil {
 		p.Verification.Disabled = v.Disabled
+		p.Verification.Mode = d.mode("spec.verification.mode", v.Mode)
 		if v.MinDuration != "" {
 			dur, err := ParseDuration(v.MinDuration)
 			if err != nil {
@@ -256,6 +264,7 @@ func (d *document) gatePolicy() {
 	}
 	if c := spec.Canary; c != nil {
 		p.Canary = &CanaryPolicy{Tolerance: 0, Confidence: DefaultConfidence}
+		p.Canary.Mode = d.mode("spec.canary.mode", c.Mode)
 		if c.Tolerance != nil {
 			p.Canary.Tolerance = *c.Tolerance
 			if !(*c.Tolerance >= 0 && *c.Tolerance < 1) {
@@ -276,6 +285,13 @@ func (d *document) gatePolicy() {
 	default:
 		d.errorf("spec.onNoData", "want halt or wait, got %q (missing data is never promote)", spec.OnNoData)
 	}
+	switch OnSourceError(spec.OnSourceError) {
+	case "":
+	case SourceErrorError, SourceErrorHalt, SourceErrorWait:
+		p.OnSourceError = OnSourceError(spec.OnSourceError)
+	default:
+		d.errorf("spec.onSourceError", "want error, halt or wait, got %q (a failed source is never promote)", spec.OnSourceError)
+	}
 	if !d.l.declare("GatePolicy", p.Name, p.Pos, "metadata.name") {
 		return
 	}
@@ -286,6 +302,19 @@ func (d *document) gatePolicy() {
 		}
 	}
 	d.l.gates = append(d.l.gates, p)
+}
+
+// mode reads a check's or a policy's mode: enforce (the default) or
+// dryRun.
+func (d *document) mode(field, m string) Mode {
+	switch Mode(m) {
+	case "", ModeEnforce:
+		return ModeEnforce
+	case ModeDryRun:
+		return ModeDryRun
+	}
+	d.errorf(field, "want enforce or dryRun, got %q", m)
+	return ModeEnforce
 }
 
 // overlaps reports whether two policies of a service claim the same

@@ -96,7 +96,7 @@ func prepareDecision(d Decision, now time.Time) (Decision, error) {
 		errs = append(errs, fmt.Errorf("decision: environment is required: %w", ErrInvalid))
 	}
 	switch d.Decision {
-	case DecisionPromote, DecisionHalt, DecisionWait:
+	case DecisionPromote, DecisionHalt, DecisionWait, DecisionError:
 	default:
 		errs = append(errs, fmt.Errorf("decision: unknown decision %q: %w", d.Decision, ErrInvalid))
 	}
@@ -308,6 +308,9 @@ func (f DeployFilter) where(d dialect) (where, error) {
 	}
 	if !f.Since.IsZero() {
 		w.add("started_at >= ?", d.time(f.Since))
+	}
+	if !f.Before.IsZero() {
+		w.add("started_at <= ?", d.time(f.Before))
 	}
 	if f.Cursor != "" {
 		t, id, err := decodeCursor(f.Cursor)

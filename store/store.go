@@ -48,6 +48,8 @@ const (
 	DecisionPromote = "promote"
 	DecisionHalt    = "halt"
 	DecisionWait    = "wait"
+	// DecisionError: a source failed and the gate answered 503.
+	DecisionError = "error"
 )
 
 // Audit actions written by the store itself.
@@ -82,6 +84,7 @@ type DeployFilter struct {
 	Service     string    // optional
 	Environment string    // optional
 	Since       time.Time // optional: StartedAt >= Since
+	Before      time.Time // optional: StartedAt <= Before
 	Limit       int       // default 50, at most 1000
 	Cursor      string    // from the previous page; empty for the first
 }
@@ -93,7 +96,7 @@ type Decision struct {
 	Environment  string
 	Version      string
 	DeployID     string
-	Decision     string // DecisionPromote, DecisionHalt or DecisionWait
+	Decision     string // DecisionPromote, DecisionHalt, DecisionWait or DecisionError
 	Reason       string
 	Body         []byte // the full JSON answer, stored byte for byte
 	EvaluatedAt  time.Time

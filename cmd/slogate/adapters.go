@@ -16,7 +16,7 @@ type storeDeploys struct{ s store.Store }
 
 func gateDeploy(d store.Deploy) gate.Deploy {
 	return gate.Deploy{ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
-		PreviousVersion: d.PreviousVersion, StartedAt: d.StartedAt}
+		PreviousVersion: d.PreviousVersion, StartedAt: d.StartedAt, Status: d.Status}
 }
 
 func (a storeDeploys) Deploy(ctx context.Context, id string) (gate.Deploy, error) {
@@ -30,29 +30,36 @@ func (a storeDeploys) Deploy(ctx context.Context, id string) (gate.Deploy, error
 	return gateDeploy(d), nil
 }
 
+// Latest is the newest deploy started strictly before the instant that
+// did not fail or roll back: a canary's baseline.
 func (a storeDeploys) Latest(ctx context.Context, service, env string, before time.Time) (gate.Deploy, bool, error) {
-	d, err := a.s.LatestDeploy(ctx, service, env, before)
-	if errors.Is(err, store.ErrNotFound) {
-		return gate.Deploy{}, false, nil
-	}
-	if err != nil {
-		return gate.Deploy{}, false, err
-	}
-	return gateDeploy(d), true, nil
+	return a.newest(ctx, store.DeployFilter{Service: service, Environment: env, Before: before}, func(d store.Deploy) bool {
+		return d.StartedAt.Before(before) && d.Status != store.StatusFailed && d.Status != store.StatusRolledBack
+	})
 }
 
-// ofVersionScan bounds how many recent deploys OfVersion looks through.
+// ofVersionScan bounds how many recent deploys a lookup looks through.
 const ofVersionScan = 1000
 
-func (a storeDeploys) OfVersion(ctx context.Context, service, env, version string) (gate.Deploy, bool, error) {
-	f := store.DeployFilter{Service: service, Environment: env, Limit: 200}
+// OfVersion is the newest deploy of the version started at or before the
+// instant (a point-in-time ask sees only the deploys that had begun).
+func (a storeDeploys) OfVersion(ctx context.Context, service, env, version string, before time.Time) (gate.Deploy, bool, error) {
+	return a.newest(ctx, store.DeployFilter{Service: service, Environment: env, Before: before}, func(d store.Deploy) bool {
+		return d.Version == version
+	})
+}
+
+// newest is the first deploy of the filter's pages, newest first, that
+// matches.
+func (a storeDeploys) newest(ctx context.Context, f store.DeployFilter, match func(store.Deploy) bool) (gate.Deploy, bool, error) {
+	f.Limit = 200
 	for seen := 0; seen < ofVersionScan; {
 		page, next, err := a.s.ListDeploys(ctx, f)
 		if err != nil {
 			return gate.Deploy{}, false, err
 		}
 		for _, d := range page {
-			if d.Version == version {
+			if match(d) {
 				return gateDeploy(d), true, nil
 			}
 		}
@@ -86,13 +93,22 @@ type storeRecorder struct {
 	wake func()
 }
 
+// ActionBacktest is the audit action of a point-in-time answer: it is
+// recorded, but never as a live decision and never notified.
+const ActionBacktest = "gate.backtest"
+
 func (r storeRecorder) Record(ctx context.Context, a gate.Answer) error {
 	body, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
+	if a.At != nil {
+		return r.s.Audit(ctx, store.AuditEntry{At: a.EvaluatedAt, Actor: "gate", Action: ActionBacktest,
+			Subject: a.EvaluationID, Detail: string(body)})
+	}
 	var msgs []store.OutboxMessage
-	if r.outbox != nil {
+	if r.outbox != nil && a.Decision != gate.Fault {
+		// A source fault is no decision: nothing to notify.
 		msgs = r.outbox(ctx, a)
 	}
 	_, err = r.s.SaveDecision(ctx, store.Decision{

@@ -209,7 +209,7 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 }
 
 func runCheck(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "check", "check --server URL --token T --service S --environment E [--version V] [--deploy-id ID] [--baseline-version V] [--wait 15m] [--interval 30s] [-o text|json]")
+	fs := newFlagSet(env, "check", "check --server URL --token T --service S --environment E [--version V] [--deploy-id ID] [--baseline-version V] [--at TIME] [--wait 15m] [--interval 30s] [-o text|json]")
 	var sf serverFlags
 	sf.register(fs, env)
 	q := url.Values{}
@@ -218,6 +218,7 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 	ver := fs.String("version", "", "version to judge")
 	deployID := fs.String("deploy-id", "", "deploy to judge (from slogate deploy)")
 	baseline := fs.String("baseline-version", "", "version to compare a canary with")
+	at := fs.String("at", "", "RFC 3339 instant: the answer the gate would have given then")
 	wait := fs.Duration("wait", 0, "ask again every --interval while the answer is wait, up to this long (0: ask once)")
 	interval := fs.Duration("interval", 30*time.Second, "time between asks with --wait")
 	output := fs.String("o", "text", "output: text or json (the last answer)")
@@ -230,7 +231,7 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 	if *interval <= 0 {
 		return usageError("--interval must be positive")
 	}
-	for k, v := range map[string]string{"service": *service, "environment": *environment, "version": *ver, "deployId": *deployID, "baselineVersion": *baseline} {
+	for k, v := range map[string]string{"service": *service, "environment": *environment, "version": *ver, "deployId": *deployID, "baselineVersion": *baseline, "at": *at} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -306,7 +307,15 @@ func printAnswer(w io.Writer, a gate.Answer) {
 	if a.DeployID != "" {
 		fmt.Fprintf(w, ", deploy %s", a.DeployID)
 	}
-	fmt.Fprintf(w, "; policy %s; evaluation %s at %s\n\n", a.Policy, a.EvaluationID, a.EvaluatedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "; policy %s; evaluation %s at %s", a.Policy, a.EvaluationID, a.EvaluatedAt.UTC().Format(time.RFC3339))
+	if a.At != nil {
+		fmt.Fprintf(w, " (as of %s)", a.At.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if a.DryRun != nil {
+		fmt.Fprintf(w, "dry run: the real verdict is %s: %s\n", strings.ToUpper(string(a.DryRun.Decision)), a.DryRun.Reason)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tSLO\tVERDICT\tEVENTS\tSLI\tBURN\tBUDGET LEFT\tREASON")
 	opt := func(v *float64, format string, scale float64) string {
@@ -316,7 +325,11 @@ func printAnswer(w io.Writer, a gate.Answer) {
 		return fmt.Sprintf(format, *v*scale)
 	}
 	for _, c := range a.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, c.SLO, c.Verdict,
+		kind := c.Kind
+		if c.DryRun {
+			kind += " (dry run)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, c.SLO, c.Verdict,
 			opt(c.Total, "%.0f", 1), opt(c.SLI, "%.3f%%", 100), opt(c.BurnRate, "%.2fx", 1), opt(c.BudgetRemaining, "%.1f%%", 100), c.Reason)
 	}
 	tw.Flush()

@@ -90,6 +90,10 @@ type GateConfig struct {
 	// CacheTTL is how long an answer is reused for identical asks
 	// (default 10s; "off" turns the cache off).
 	CacheTTL *Duration `yaml:"cacheTTL"`
+	// Deadline bounds one answer (default 8s, below the 10s Argo
+	// Rollouts and Flagger wait): at it, a still-running measurement is a
+	// source fault and the client gets a 503 in time to retry.
+	Deadline Duration `yaml:"deadline"`
 }
 
 // cacheTTL is the gate cache's lifetime: the config's, else 10s.
@@ -293,7 +297,7 @@ func ParseConfig(name string, data []byte, getenv func(string) string) (*Config,
 	return cfg, nil
 }
 
-var validScopes = map[string]bool{"gate:read": true, "deploys:write": true, "overrides:write": true, "admin": true}
+var validScopes = map[string]bool{"gate:read": true, "deploys:write": true, "overrides:write": true, "flagger": true, "admin": true}
 
 func (c *Config) validate(name string) []error {
 	var errs []error
@@ -336,11 +340,11 @@ func (c *Config) validate(name string) []error {
 			bad(field+".value", "a token must be at least 16 characters (use ${VAR} to keep it out of the file)")
 		}
 		if len(t.Scopes) == 0 {
-			bad(field+".scopes", "at least one scope is required (gate:read, deploys:write, overrides:write, admin)")
+			bad(field+".scopes", "at least one scope is required (gate:read, deploys:write, overrides:write, flagger, admin)")
 		}
 		for _, s := range t.Scopes {
 			if !validScopes[s] {
-				bad(field+".scopes", "unknown scope %q (want gate:read, deploys:write, overrides:write or admin)", s)
+				bad(field+".scopes", "unknown scope %q (want gate:read, deploys:write, overrides:write, flagger or admin)", s)
 			}
 		}
 	}

@@ -203,6 +203,8 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		Overrides: storeOverrides{st},
 		Recorder:  recorder,
 		CacheTTL:  cfg.Gate.cacheTTL(),
+		Deadline:  cfg.Gate.Deadline.Duration,
+		Registry:  s.registry,
 		Logger:    logger,
 	})
 	if err != nil {

@@ -113,7 +113,7 @@ auth:
     - {name: ci, value: "${CI_TOKEN}", scopes: [gate:read, deploys:write]}
     - {name: reader, value: %s, scopes: [gate:read]}
     - {name: ops, value: %s, scopes: [overrides:write]}
-    - {name: flagger, value: %s, scopes: [gate:read]}
+    - {name: flagger, value: %s, scopes: [flagger]}
 log: {level: debug}
 `, port, filepath.Join(dir, "slos"), filepath.Join(dir, "data", "slogate.db"), prom.URL, readToken, opsToken, flagerToken))
 
