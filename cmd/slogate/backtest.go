@@ -37,6 +37,8 @@ type Replay struct {
 	StartedAt   time.Time `json:"startedAt"`
 	// Decision is the first promote or halt (the one a client acts on),
 	// or wait when none came before the deploy finished or the horizon.
+	// Under a dry run it is the answer the client got when the real
+	// verdict (DryRun) first decided.
 	Decision     gate.Decision `json:"decision"`
 	DecidedAt    *time.Time    `json:"decidedAt,omitempty"`
 	AfterMinutes *float64      `json:"afterMinutes,omitempty"`
@@ -195,7 +197,13 @@ func replay(ctx context.Context, e *gate.Engine, d store.Deploy, f backtestFlags
 			return rp
 		}
 		rp.Reason, rp.EvaluationID, rp.DryRun, rp.Error = a.Reason, a.EvaluationID, a.DryRun, ""
-		if a.Decision == gate.Promote || a.Decision == gate.Halt {
+		// A dry run is replayed until its real verdict decides: that is
+		// what the policy would do once enforced.
+		real := a.Decision
+		if a.DryRun != nil {
+			real = a.DryRun.Decision
+		}
+		if real == gate.Promote || real == gate.Halt {
 			rp.Decision = a.Decision
 			when := at
 			mins := at.Sub(d.StartedAt).Minutes()
