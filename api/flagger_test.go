@@ -183,8 +183,8 @@ func TestAFlaggerRolloutIsRecordedOnceAndFinishedByPostRollout(t *testing.T) {
 		want   string
 	}{
 		"a phase other than Succeeded or Failed is a 400 naming phase": {phase: "Progressing", status: http.StatusBadRequest},
-		"Failed finishes the deploy as rolled back":                   {phase: "Failed", status: http.StatusOK, want: "rolledBack"},
-		"Succeeded after Failed is a conflict":                        {phase: "Succeeded", status: http.StatusConflict},
+		"Failed finishes the deploy as rolled back":                    {phase: "Failed", status: http.StatusOK, want: "rolledBack"},
+		"Succeeded after Failed is a conflict":                         {phase: "Succeeded", status: http.StatusConflict},
 	}
 	for _, name := range []string{"a phase other than Succeeded or Failed is a 400 naming phase", "Failed finishes the deploy as rolled back", "Succeeded after Failed is a conflict"} {
 		tc := tests[name]

@@ -228,7 +228,7 @@ func TestArgoRolloutsWebMetric(t *testing.T) {
 			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 				t.Fatal(err)
 			}
-			result, _ := body["decision"].(string) // jsonPath {$.decision}
+			result, _ := body["decision"].(string)         // jsonPath {$.decision}
 			verdict, _ := body["verdict"].(map[string]any) // jsonPath {$.verdict}
 			if verdict["decision"] != result || verdict["reason"] != "r" {
 				t.Fatalf("verdict %v does not carry the decision %q and its reason", verdict, result)

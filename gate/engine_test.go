@@ -24,7 +24,7 @@ func TestSourceFaultsAreNotNoData(t *testing.T) {
 		wantFault     bool
 		want          Decision
 	}{
-		"by default a failed source is a fault, not a halt": {err: down, wantFault: true},
+		"by default a failed source is a fault, not a halt":  {err: down, wantFault: true},
 		"a failed source is a fault even when no data waits": {err: down, onNoData: slo.NoDataWait, wantFault: true},
 		"onSourceError halt halts":                           {err: down, onSourceError: slo.SourceErrorHalt, want: Halt},
 		"onSourceError wait waits":                           {err: down, onSourceError: slo.SourceErrorWait, want: Wait},
@@ -358,7 +358,7 @@ func TestFewEventsInTheBudgetPeriodAreNotAnExhaustedBudget(t *testing.T) {
 		want   Decision
 		reason string
 	}{
-		"eleven days into the month 2 % errors is a spent budget": {at: now, want: Halt, reason: "exhausted"},
+		"eleven days into the month 2 % errors is a spent budget":  {at: now, want: Halt, reason: "exhausted"},
 		"ten minutes into the month it is too few events to judge": {at: time.Date(2026, 11, 1, 0, 10, 0, 0, time.UTC), want: Promote, reason: "not judged"},
 	}
 	for name, tc := range tests {

@@ -84,7 +84,9 @@ auth:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &lockedWriter{w: &bytes.Buffer{}}
-	go func() { done <- run(ctx, []string{"serve", "--config", config}, func(string) string { return "" }, io.Discard, logs) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", config}, func(string) string { return "" }, io.Discard, logs)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
