@@ -172,6 +172,8 @@ type sourceRef struct {
 	field string
 	spec  *yaml.Node
 	doc   *document
+	// raw: the query is a raw ratio's (it must be windowed).
+	raw bool
 }
 
 type rawAlertPolicy struct {
@@ -481,7 +483,7 @@ func (d *document) sli(name string, spec *osSLISpec, path string) (*rawSLI, bool
 		if m == nil {
 			return nil
 		}
-		q, good := d.metric(m, path+"."+field)
+		q, good := d.metric(m, path+"."+field, field == "raw")
 		ok = ok && good
 		return q
 	}
@@ -528,7 +530,7 @@ func (d *document) sli(name string, spec *osSLISpec, path string) (*rawSLI, bool
 	return r, ok
 }
 
-func (d *document) metric(m *osMetric, path string) (*Query, bool) {
+func (d *document) metric(m *osMetric, path string, raw bool) (*Query, bool) {
 	if m.MetricSource == nil {
 		d.errorf(path+".metricSource", "required")
 		return nil, false
@@ -541,7 +543,7 @@ func (d *document) metric(m *osMetric, path string) (*Query, bool) {
 		return nil, false
 	}
 	d.l.pendingRefs = append(d.l.pendingRefs, sourceRef{
-		q: q, name: ms.MetricSourceRef, typ: ms.Type, field: path, spec: &ms.Spec, doc: d,
+		q: q, name: ms.MetricSourceRef, typ: ms.Type, field: path, spec: &ms.Spec, doc: d, raw: raw,
 	})
 	return q, true
 }
@@ -771,6 +773,13 @@ func (l *loader) resolveQuery(r sourceRef) {
 		}
 		q.PromQL, q.Windowed = s.Query, IsWindowed(s.Query)
 		q.Pos = d.pos(path + ".query")
+		if r.raw && !q.Windowed && strings.TrimSpace(s.Query) != "" {
+			// Without a window the query would be read as counters and
+			// wrapped in increase(): a ratio gauge steady at 5 % would
+			// read as about 0.
+			d.errorf(path+".query", "a raw ratio must use {{.window}} for its range, e.g. sum(rate(errors_total[{{.window}}])) / sum(rate(requests_total[{{.window}}]))")
+			return
+		}
 		if err := CheckPromQL(q); err != nil {
 			d.errorf(path+".query", "%v", err)
 		}
