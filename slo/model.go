@@ -141,6 +141,12 @@ type Query struct {
 	// {{.window}} and is rendered with the range before it is run.
 	PromQL   string
 	Windowed bool
+	// AllowPartial accepts a partial answer from a Prometheus-compatible
+	// backend (200 with warnings, e.g. a Thanos store or a Mimir ingester
+	// that was down) as a measurement: partialResponse: allow in the
+	// metric source spec or in its DataSource's connectionDetails. By
+	// default such an answer is slo.ErrUnavailable, never a figure.
+	AllowPartial bool
 	// Elasticsearch is set for Elasticsearch.
 	Elasticsearch *ElasticsearchQuery
 	// Tempo is set for traces.
@@ -176,12 +182,16 @@ type Service struct {
 }
 
 // DataSource is an OpenSLO DataSource: a named backend with connection
-// details. slogate reads only its type and URL.
+// details. slogate reads its type, its URL and, for Prometheus-compatible
+// backends, partialResponse.
 type DataSource struct {
 	Name string
 	Type SourceType
 	URL  string
-	Pos  Position
+	// AllowPartial is connectionDetails.partialResponse: allow, the
+	// default of the queries that name the DataSource (Query.AllowPartial).
+	AllowPartial bool
+	Pos          Position
 }
 
 // AlertPolicy is an OpenSLO AlertPolicy with its conditions resolved.

@@ -132,6 +132,26 @@ type osTargetSpec struct {
 // Prometheus, Elasticsearch and Tempo metric source specs.
 type promSpec struct {
 	Query string `yaml:"query"`
+	// PartialResponse is "allow" or "deny" (the default, or the
+	// DataSource's).
+	PartialResponse string `yaml:"partialResponse"`
+}
+
+// Values of partialResponse.
+const (
+	partialAllow = "allow"
+	partialDeny  = "deny"
+)
+
+// partialResponse reads a partialResponse value: allow (true) or deny.
+func partialResponse(v string) (bool, error) {
+	switch v {
+	case partialAllow:
+		return true, nil
+	case partialDeny:
+		return false, nil
+	}
+	return false, fmt.Errorf("want allow or deny, got %q", v)
 }
 
 type esSpec struct {
@@ -575,8 +595,22 @@ func (d *document) dataSource(doc *osDoc[osDataSourceSpec]) {
 	ds := DataSource{Name: name, Type: typ, Pos: d.pos("metadata.name")}
 	if cd := &doc.Spec.ConnectionDetails; cd.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(cd.Content); i += 2 {
-			if k := cd.Content[i].Value; k == "url" || k == "address" {
-				ds.URL = cd.Content[i+1].Value
+			switch k, v := cd.Content[i].Value, cd.Content[i+1]; k {
+			case "url", "address":
+				ds.URL = v.Value
+			case "partialResponse":
+				field := "spec.connectionDetails.partialResponse"
+				d.lines[field] = cd.Content[i].Line
+				if typ != SourcePrometheus {
+					d.errorf(field, "only Prometheus-compatible sources (Prometheus, Thanos, Mimir, Cortex) take partialResponse; a partial answer from %s is always unavailable", typ)
+					continue
+				}
+				allow, err := partialResponse(v.Value)
+				if err != nil || v.Kind != yaml.ScalarNode {
+					d.errorf(field, "want allow or deny, got %s", kindName(v))
+					continue
+				}
+				ds.AllowPartial = allow
 			}
 		}
 	}
@@ -747,6 +781,7 @@ func (l *loader) resolveQuery(r sourceRef) {
 			return
 		}
 		q.DataSource = r.name
+		q.AllowPartial = ds.AllowPartial
 		if typ == "" {
 			typ = string(ds.Type)
 		} else if t, _ := sourceType(typ); t != ds.Type {
@@ -773,6 +808,13 @@ func (l *loader) resolveQuery(r sourceRef) {
 		}
 		q.PromQL, q.Windowed = s.Query, IsWindowed(s.Query)
 		q.Pos = d.pos(path + ".query")
+		if s.PartialResponse != "" {
+			allow, err := partialResponse(s.PartialResponse)
+			if err != nil {
+				d.errorf(path+".partialResponse", "%v", err)
+			}
+			q.AllowPartial = allow
+		}
 		if r.raw && !q.Windowed && strings.TrimSpace(s.Query) != "" {
 			// Without a window the query would be read as counters and
 			// wrapped in increase(): a ratio gauge steady at 5 % would

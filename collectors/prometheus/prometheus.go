@@ -298,7 +298,9 @@ func (c *Client) Measure(ctx context.Context, sli slo.SLI, r slo.Range, scope sl
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Go(func() {
-			v, w, err := c.instant(ctx, results[i].Query, r.End)
+			// A raw ratio is one figure: several series would be summed
+			// (per-pod ratios added), so it must answer exactly one.
+			v, w, err := c.query(ctx, results[i].Query, r.End, j.role == "raw", j.q.AllowPartial)
 			warns[i] = w
 			if err != nil {
 				errs[i] = fmt.Errorf("prometheus %s: %s query: %w", sli.Name, j.role, err)
@@ -351,21 +353,26 @@ func (c *Client) Measure(ctx context.Context, sli slo.SLI, r slo.Range, scope sl
 // server's now) and returns its single value: a scalar, or a vector of
 // exactly one series. expr is sent as it is: build it from trusted text
 // only (scoped measurements go through Counts). Errors are classified as
-// for Counts; several series are an slo.ErrBadQuery.
+// for Counts; several series are an slo.ErrBadQuery, and an answer with
+// warnings (partial) is slo.ErrUnavailable.
 func (c *Client) Query(ctx context.Context, expr string, at time.Time) (float64, error) {
-	v, _, err := c.query(ctx, expr, at, true)
+	v, _, err := c.query(ctx, expr, at, true, false)
 	if err != nil {
 		return 0, fmt.Errorf("prometheus: %w", err)
 	}
 	return v, nil
 }
 
-// instant runs expr at at and sums the vector's samples.
-func (c *Client) instant(ctx context.Context, expr string, at time.Time) (float64, []string, error) {
-	return c.query(ctx, expr, at, false)
-}
+// ErrPartial marks an answer that came with warnings: a Thanos store, a
+// Mimir or Cortex ingester or store-gateway did not answer, so the
+// figures may be undercounted. It is wrapped with slo.ErrUnavailable.
+var ErrPartial = errors.New("partial response")
 
-func (c *Client) query(ctx context.Context, expr string, at time.Time, single bool) (float64, []string, error) {
+// query runs expr at at and reads its value (single: exactly one series,
+// else the sum of the vector's samples). An answer with warnings is
+// ErrPartial (slo.ErrUnavailable) unless allowPartial; infos are only
+// logged.
+func (c *Client) query(ctx context.Context, expr string, at time.Time, single, allowPartial bool) (float64, []string, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
 		fmt.Errorf("prometheus query %s did not answer within %s", expr, c.timeout))
 	defer cancel()
@@ -386,6 +393,10 @@ func (c *Client) query(ctx context.Context, expr string, at time.Time, single bo
 		return 0, warnings, fmt.Errorf("%s: %w", expr, err)
 	}
 	c.logger.DebugContext(ctx, "prometheus query", "query", expr, "at", at, "took", time.Since(began))
+	if len(warnings) > 0 && !allowPartial {
+		return 0, warnings, fmt.Errorf("%s: %w: %w: %s (partialResponse: allow in the SLO file accepts such answers)",
+			expr, slo.ErrUnavailable, ErrPartial, strings.Join(warnings, "; "))
+	}
 	v, err := value(val, single)
 	if err != nil {
 		return 0, warnings, fmt.Errorf("%s: %w", expr, err)
@@ -397,7 +408,8 @@ func (c *Client) query(ctx context.Context, expr string, at time.Time, single bo
 var errEmpty = errors.New("empty result")
 
 // value reads an instant query's answer: a scalar, or the sum of a
-// vector's samples (single: exactly one sample). Empty, NaN and ±Inf are
+// vector's samples (single: exactly one sample, as for a raw ratio, whose
+// per-series ratios cannot be added). Empty, NaN and ±Inf are
 // slo.ErrNoData.
 func value(val model.Value, single bool) (float64, error) {
 	var v float64
@@ -409,7 +421,7 @@ func value(val model.Value, single bool) (float64, error) {
 			return 0, fmt.Errorf("%w: %w", slo.ErrNoData, errEmpty)
 		}
 		if single && len(r) > 1 {
-			return 0, fmt.Errorf("%w: %d series, want one (aggregate them, e.g. with sum)", slo.ErrBadQuery, len(r))
+			return 0, fmt.Errorf("%w: answered %d series, want one: aggregate them into one (a ratio is a quotient of sums, sum(rate(bad[w])) / sum(rate(all[w])), never a sum of per-series ratios)", slo.ErrBadQuery, len(r))
 		}
 		for _, s := range r {
 			v += float64(s.Value)

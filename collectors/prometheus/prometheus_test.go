@@ -133,6 +133,13 @@ var (
 			/ sum(rate(http_requests_total{service="checkout"}[{{.window}}]))`),
 		RawType: slo.RawSuccess,
 	}
+	// perVersionRaw answers one ratio per version: two series unscoped.
+	perVersionRaw = slo.SLI{
+		Name: "checkout-raw-per-version",
+		Raw: promQuery(`sum by (version) (rate(http_requests_total{service="checkout",code=~"5.."}[{{.window}}]))
+			/ sum by (version) (rate(http_requests_total{service="checkout"}[{{.window}}]))`),
+		RawType: slo.RawFailure,
+	}
 	pinnedV1 = slo.SLI{
 		Name:  "checkout-availability-v1",
 		Bad:   promQuery(`http_requests_total{service="checkout",version="v1",code=~"5.."}`),
@@ -197,6 +204,10 @@ func TestCounts(t *testing.T) {
 			// 1,010,880 / 1,036,800 = 0.975; 1 − 0.975 = 0.025.
 			sli: slothRawSuccess, r: last(day),
 			want: slo.Counts{Raw: true, RawErrorRatio: 0.025},
+		},
+		"a raw ratio narrowed to one series by its scope is that series' ratio": {
+			sli: perVersionRaw, r: last(day), scope: slo.Scope{"version": "v2"},
+			want: slo.Counts{Raw: true, RawErrorRatio: 0.05},
 		},
 		"a canary scope counts the v2 series only": {
 			sli: availability, r: last(month), scope: slo.Scope{"version": "v2"},
@@ -442,7 +453,8 @@ func TestErrors(t *testing.T) {
 	tests := map[string]struct {
 		url     string
 		timeout time.Duration
-		expr    string // for Query; empty means Counts(availability)
+		expr    string  // for Query; empty means Counts(sli)
+		sli     slo.SLI // default availability
 		want    error
 		in      []string // the message names these
 	}{
@@ -467,6 +479,16 @@ func TestErrors(t *testing.T) {
 		"several series where one value is wanted is a bad query": {
 			url: p.URL, expr: `http_requests_total{service="checkout"}`, want: slo.ErrBadQuery,
 			in: []string{"4 series"},
+		},
+		"a raw ratio answering several series is a bad query naming the query and the number of series": {
+			// Per-version ratios of v1 (2 %) and v2 (5 %) used to be added
+			// into 7 %.
+			url: p.URL, sli: perVersionRaw, want: slo.ErrBadQuery,
+			in: []string{"raw query", "answered 2 series, want one", "sum by (version) (rate(http_requests_total{code=~\"5..\",service=\"checkout\"}[30d]))"},
+		},
+		"an answer with warnings (a partial response) is unavailable, naming the warning": {
+			url: fake(t, http.StatusOK, jsonType, "warnings.json").URL, want: slo.ErrUnavailable,
+			in: []string{"partial response", "thanos-store-0", "partialResponse: allow"},
 		},
 		"a query slower than the client's timeout is a timeout naming the query": {
 			url: sleepy.URL, timeout: 100 * time.Millisecond, want: slo.ErrTimeout,
@@ -518,8 +540,12 @@ func TestErrors(t *testing.T) {
 					t.Fatalf("Query = %v, want an error", v)
 				}
 			} else {
+				sli := tc.sli
+				if sli.Name == "" {
+					sli = availability
+				}
 				var got slo.Counts
-				got, err = c.Counts(context.Background(), availability, last(month), nil)
+				got, err = c.Counts(context.Background(), sli, last(month), nil)
 				if err == nil {
 					t.Fatalf("Counts = %+v, want an error", got)
 				}
@@ -554,42 +580,166 @@ func TestErrors(t *testing.T) {
 	})
 }
 
-func TestWarningsAreLoggedAndReturned(t *testing.T) {
-	s := fake(t, http.StatusOK, "application/json", "warnings.json")
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
-	c, err := New(Config{URL: s.URL}, logger)
-	if err != nil {
-		t.Fatal(err)
+// logBuffer is a slog text handler's output, safe for the concurrent
+// queries of a measurement.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// allowPartial is sli with partialResponse: allow on every query.
+func allowPartial(sli slo.SLI) slo.SLI {
+	for _, q := range []**slo.Query{&sli.Good, &sli.Bad, &sli.Total, &sli.Raw} {
+		if *q != nil {
+			c := **q
+			c.AllowPartial = true
+			*q = &c
+		}
 	}
-	m, err := c.Measure(context.Background(), availability, last(month), nil)
-	if err != nil {
-		t.Fatalf("Measure: %v", err)
-	}
-	// Both queries answer 1000 with the same warning.
-	if m.Counts != (slo.Counts{Good: 1000, Total: 1000}) {
-		t.Errorf("counts = %+v", m.Counts)
-	}
-	want := []string{
+	return sli
+}
+
+// TestPartialResponses: a Thanos, Mimir or Cortex that misses a store
+// answers 200 with "warnings" (Prometheus' wire format, the fakes' bodies
+// in testdata); "infos" are notes on the query, not on the data.
+func TestPartialResponses(t *testing.T) {
+	const jsonType = "application/json"
+	warned := []string{
 		"good: partial response: store 10.0.0.7:10901 (thanos-store-0) is unavailable",
 		"total: partial response: store 10.0.0.7:10901 (thanos-store-0) is unavailable",
 	}
-	if strings.Join(m.Warnings, "\n") != strings.Join(want, "\n") {
-		t.Errorf("warnings = %q, want %q", m.Warnings, want)
+	tests := map[string]struct {
+		file     string
+		sli      slo.SLI
+		want     error // nil: measured
+		warnings []string
+		warnLogs int
+		infoLogs int
+	}{
+		"an answer with warnings is unavailable, not an undercounted figure": {
+			file: "warnings.json", sli: availability, want: slo.ErrUnavailable, warnings: warned, warnLogs: 2,
+		},
+		"warnings with infos are still unavailable": {
+			file: "warnings_and_infos.json", sli: availability, want: slo.ErrUnavailable, warnings: warned, warnLogs: 2, infoLogs: 2,
+		},
+		"partialResponse: allow takes the figures and returns the warnings": {
+			file: "warnings.json", sli: allowPartial(availability), warnings: warned, warnLogs: 2,
+		},
+		"infos alone are logged and the figures stand": {
+			file: "infos.json", sli: availability, infoLogs: 2,
+		},
+		"a raw ratio with warnings is unavailable too": {
+			file: "warnings.json", sli: slothRaw, want: slo.ErrUnavailable,
+			warnings: []string{"raw: partial response: store 10.0.0.7:10901 (thanos-store-0) is unavailable"}, warnLogs: 1,
+		},
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
-		t.Errorf("%d warn lines, want 2:\n%s", n, logs.String())
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var logs logBuffer
+			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			c, err := New(Config{URL: fake(t, http.StatusOK, jsonType, tc.file).URL}, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := c.Measure(context.Background(), tc.sli, last(month), nil)
+			switch {
+			case tc.want == nil && err != nil:
+				t.Fatalf("Measure: %v", err)
+			case tc.want != nil && !errors.Is(err, tc.want):
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			case tc.want != nil:
+				if !errors.Is(err, ErrPartial) || errors.Is(err, slo.ErrNoData) || errors.Is(err, slo.ErrBadQuery) {
+					t.Errorf("err = %v: want partial and unavailable only", err)
+				}
+				for _, s := range []string{"thanos-store-0", "partialResponse: allow"} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("err = %v, does not say %q", err, s)
+					}
+				}
+			default:
+				// Every query answers 1000.
+				want := slo.Counts{Good: 1000, Total: 1000}
+				if m.Counts != want {
+					t.Errorf("counts = %+v, want %+v", m.Counts, want)
+				}
+			}
+			if strings.Join(m.Warnings, "\n") != strings.Join(tc.warnings, "\n") {
+				t.Errorf("warnings = %q, want %q", m.Warnings, tc.warnings)
+			}
+			out := logs.String()
+			if n := strings.Count(out, "level=WARN"); n != tc.warnLogs {
+				t.Errorf("%d warn lines, want %d:\n%s", n, tc.warnLogs, out)
+			}
+			if n := strings.Count(out, `msg="prometheus info"`); n != tc.infoLogs {
+				t.Errorf("%d info lines, want %d:\n%s", n, tc.infoLogs, out)
+			}
+			if tc.warnLogs > 0 && !strings.Contains(out, "component=collectors/prometheus") {
+				t.Errorf("log lines lack the component:\n%s", out)
+			}
+		})
 	}
-	if !strings.Contains(logs.String(), "component=collectors/prometheus") {
-		t.Errorf("log lines lack the component:\n%s", logs.String())
-	}
+
+	t.Run("partialResponse in the SLO file reaches the collector through the SLI", func(t *testing.T) {
+		set, err := slo.Parse("slos.yaml", []byte(`apiVersion: openslo/v1
+kind: DataSource
+metadata: {name: thanos}
+spec: {type: Thanos, connectionDetails: {url: "http://thanos:9090", partialResponse: allow}}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: allowed}
+spec:
+  service: checkout
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 30d, isRolling: true}]
+  indicator:
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {metricSourceRef: thanos, spec: {query: 'sum(http_requests_total{code!~"5.."})'}}}
+        total: {metricSource: {metricSourceRef: thanos, spec: {query: sum(http_requests_total)}}}
+  objectives: [{target: 0.999}]
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: denied}
+spec:
+  service: checkout
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 30d, isRolling: true}]
+  indicator:
+    spec:
+      ratioMetric:
+        counter: true
+        good: {metricSource: {metricSourceRef: thanos, spec: {query: 'sum(http_requests_total{code!~"5.."})', partialResponse: deny}}}
+        total: {metricSource: {metricSourceRef: thanos, spec: {query: sum(http_requests_total)}}}
+  objectives: [{target: 0.999}]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, Config{URL: fake(t, http.StatusOK, jsonType, "warnings.json").URL})
+		allowed, _ := set.Objective("allowed")
+		if m, err := c.Measure(context.Background(), allowed.SLI, last(month), nil); err != nil || len(m.Warnings) != 2 {
+			t.Errorf("DataSource's allow: %+v, %v", m, err)
+		}
+		denied, _ := set.Objective("denied")
+		if _, err := c.Measure(context.Background(), denied.SLI, last(month), nil); !errors.Is(err, slo.ErrUnavailable) || !strings.Contains(err.Error(), "good query") {
+			t.Errorf("the spec's deny over the DataSource's allow: err = %v, want the good query unavailable", err)
+		}
+	})
 }
 
 type writerFunc func([]byte) (int, error)
