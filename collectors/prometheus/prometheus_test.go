@@ -742,10 +742,6 @@ spec:
 	})
 }
 
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
 // TestPathPrefixAndCredentials puts the real Prometheus behind a proxy
 // that serves it under a path prefix and demands credentials and a tenant,
 // as Mimir (/prometheus, X-Scope-OrgID) and an authenticating proxy in
