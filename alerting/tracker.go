@@ -296,6 +296,8 @@ func alertTexts(st slo.Status, a Alert, tiers []slo.AlertState) (summary, descri
 		switch {
 		case tr.Firing:
 			state = "FIRING"
+		case tr.NoData:
+			state = "no data (" + tr.Reason + ")"
 		case tr.Unknown:
 			state = "unknown"
 		}

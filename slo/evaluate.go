@@ -56,6 +56,13 @@ type AlertState struct {
 	// could not be measured.
 	Firing  bool `json:"firing"`
 	Unknown bool `json:"unknown,omitempty"`
+	// NoData (with Unknown) is a tier one of whose windows burns at or
+	// above the factor while the other could not be measured (a dark short
+	// window: no series, or a failing source): no data for the tier,
+	// neither firing nor "not firing", and never a pass. Reason says which
+	// window burns and which is missing.
+	NoData bool   `json:"noData,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // RangeJSON is a Range in RFC 3339.
@@ -156,6 +163,14 @@ func (o Objective) Evaluate(at time.Time, m map[time.Duration]Measured) Status {
 			// the other says.
 		default:
 			a.Unknown = true
+			// At most one window is measured here, at or above the factor.
+			if measured, missing, b := a.LongWindow, a.ShortWindow, long; b != nil || short != nil {
+				if b == nil {
+					measured, missing, b = a.ShortWindow, a.LongWindow, short
+				}
+				a.NoData = true
+				a.Reason = fmt.Sprintf("%s burns at %.2fx, at or above the factor %.3gx, and %s was not measured", measured, *b, a.Factor, missing)
+			}
 		}
 		st.Alerts = append(st.Alerts, a)
 	}
@@ -167,6 +182,18 @@ func (s Status) Firing() []AlertState {
 	var out []AlertState
 	for _, a := range s.Alerts {
 		if a.Firing {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// NoDataTiers returns the tiers of a status that have no data although
+// one of their windows burns at or above the factor (AlertState.NoData).
+func (s Status) NoDataTiers() []AlertState {
+	var out []AlertState
+	for _, a := range s.Alerts {
+		if a.NoData {
 			out = append(out, a)
 		}
 	}

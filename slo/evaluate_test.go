@@ -80,6 +80,42 @@ func TestEvaluateWorksOutBudgetBurnRatesAndTiers(t *testing.T) {
 			t.Errorf("errors = %+v", st.Errors)
 		}
 	})
+	t.Run("a dark window beside one burning at or above the factor is no data for the tier", func(t *testing.T) {
+		dark := Measured{Err: fmt.Errorf("prometheus: empty result: %w", ErrNoData)}
+		tests := map[string]struct {
+			long, short Measured
+			noData      bool
+			unknown     bool
+			reason      string
+		}{
+			"a long window burning at 20x and a short window without series": {
+				long: counts(72, 3600), short: dark, noData: true, unknown: true,
+				reason: "1h burns at 20.00x, at or above the factor 14.4x, and 5m was not measured",
+			},
+			"a short window burning at 20x and a long window whose source failed": {
+				long: Measured{Err: fmt.Errorf("down: %w", ErrUnavailable)}, short: counts(6, 300), noData: true, unknown: true,
+				reason: "5m burns at 20.00x, at or above the factor 14.4x, and 1h was not measured",
+			},
+			"both windows dark is unknown but not a burn without data": {
+				long: dark, short: dark, unknown: true,
+			},
+			"a long window below the factor says not firing whatever the short one says": {
+				long: counts(1, 3600), short: dark,
+			},
+		}
+		for name, tc := range tests {
+			t.Run(name, func(t *testing.T) {
+				st := o.Evaluate(at, map[time.Duration]Measured{time.Hour: tc.long, 5 * time.Minute: tc.short})
+				a := st.Alerts[0]
+				if a.Firing || a.Unknown != tc.unknown || a.NoData != tc.noData || a.Reason != tc.reason {
+					t.Errorf("page tier 1h/5m = %+v, want unknown %v, noData %v, reason %q", a, tc.unknown, tc.noData, tc.reason)
+				}
+				if got := st.NoDataTiers(); (len(got) == 1) != tc.noData {
+					t.Errorf("NoDataTiers = %+v", got)
+				}
+			})
+		}
+	})
 	t.Run("one window below the factor is enough to say not firing", func(t *testing.T) {
 		st := o.Evaluate(at, map[time.Duration]Measured{time.Hour: counts(0, 3600)})
 		if a := st.Alerts[0]; a.Firing || a.Unknown {
