@@ -112,6 +112,11 @@ func (e *Engine) budgetCheck(ctx context.Context, o slo.Objective, p slo.GatePol
 			return c
 		}
 	}
+	for _, a := range st.NoDataTiers() {
+		if a.Severity == slo.SeverityPage { // a dark window beside a burning one is no data, never a pass
+			return noData(c, p, fmt.Sprintf("page tier %s/%s not measured: %s", a.LongWindow, a.ShortWindow, a.Reason))
+		}
+	}
 	c.Verdict = Pass
 	c.Reason = fmt.Sprintf("%s of the error budget left over %s (policy needs %s); no page-level burn", pct(rem), o.Window, pct(p.Budget.MinRemaining))
 	return c
