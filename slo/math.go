@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -115,6 +116,43 @@ func (t Tier) Factor(period time.Duration) float64 {
 func (t Tier) Firing(period time.Duration, longBurn, shortBurn float64) bool {
 	f := t.Factor(period)
 	return longBurn >= f && shortBurn >= f
+}
+
+// MinWindow is the shortest SLO window the tier table fits: every tier's
+// long window lies within it, and every page tier's factor is at least 1,
+// so a page (and a gate halt) needs the budget to burn faster than the SLO
+// allows. With DefaultTiers it is 5 days (the 6h page tier spends 5 % of
+// the budget: a factor of 1 over 120 h).
+func MinWindow() time.Duration {
+	var min time.Duration
+	for _, t := range DefaultTiers {
+		need := t.LongWindow
+		if t.Severity == SeverityPage {
+			need = max(need, time.Duration(float64(t.LongWindow)*100/t.BudgetPercent))
+		}
+		min = max(min, need)
+	}
+	return min
+}
+
+// shortWindowProblem says why period is too short for the tier table, or
+// "" when it is not.
+func shortWindowProblem(period time.Duration) string {
+	if period >= MinWindow() {
+		return ""
+	}
+	var why []string
+	for _, t := range DefaultTiers {
+		name := fmt.Sprintf("the %s tier %s/%s", t.Severity, FormatDuration(t.LongWindow), FormatDuration(t.ShortWindow))
+		switch f := t.Factor(period); {
+		case t.LongWindow > period:
+			why = append(why, name+" would measure "+FormatDuration(t.LongWindow)+", longer than the SLO window")
+		case t.Severity == SeverityPage && f < 1:
+			why = append(why, fmt.Sprintf("%s would page (and halt the gate) at a burn rate of %.2gx, below 1, while the SLO is met", name, f))
+		}
+	}
+	return fmt.Sprintf("window %s is shorter than %s, the shortest the burn-rate alert tiers fit: %s",
+		FormatDuration(period), FormatDuration(MinWindow()), strings.Join(why, "; "))
 }
 
 // BurnRateWindows are the windows burn rates are reported for, shortest

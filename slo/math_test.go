@@ -140,3 +140,20 @@ func TestObjectiveTiersHonourDisabledSeverities(t *testing.T) {
 		t.Errorf("got %d tiers, want 2", n)
 	}
 }
+
+func TestMinWindowFitsEveryTier(t *testing.T) {
+	if got := MinWindow(); got != 5*Day {
+		t.Errorf("MinWindow = %s, want 5d", FormatDuration(got))
+	}
+	for _, tr := range DefaultTiers {
+		if tr.LongWindow > MinWindow() {
+			t.Errorf("tier %s/%s measures longer than %s", FormatDuration(tr.LongWindow), FormatDuration(tr.ShortWindow), FormatDuration(MinWindow()))
+		}
+		if f := tr.Factor(MinWindow()); tr.Severity == SeverityPage && f < 1 {
+			t.Errorf("page tier %s has factor %v < 1 over %s", FormatDuration(tr.LongWindow), f, FormatDuration(MinWindow()))
+		}
+	}
+	if p := shortWindowProblem(MinWindow()); p != "" {
+		t.Errorf("the minimum window is refused: %s", p)
+	}
+}

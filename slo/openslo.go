@@ -461,8 +461,8 @@ func (d *document) timeWindow(tws []osTimeWindow, path string) (Window, bool) {
 			d.errorf(path+".duration", "%v", err)
 			return Window{}, false
 		}
-		if dur < time.Hour {
-			d.errorf(path+".duration", "window %s is shorter than an hour", tw.Duration)
+		if problem := shortWindowProblem(dur); problem != "" {
+			d.errorf(path+".duration", "%s", problem)
 			return Window{}, false
 		}
 		return Rolling(dur), true
