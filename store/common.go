@@ -68,7 +68,13 @@ func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
 	if d.Status == "" {
 		d.Status = StatusRunning
 	}
-	d.CreatedAt = UTC(now)
+	// A caller that builds notifications before storing (internal/deploys)
+	// picks the instant of creation, so the default StartedAt it announces
+	// is the one stored. CreatedAt is outside the idempotency body.
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = now
+	}
+	d.CreatedAt = UTC(d.CreatedAt)
 	if d.StartedAt.IsZero() {
 		d.StartedAt = d.CreatedAt
 	}

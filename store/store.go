@@ -72,8 +72,8 @@ type Deploy struct {
 	Labels          map[string]string // nil when there are none
 	StartedAt       time.Time         // defaults to the time of creation
 	FinishedAt      *time.Time
-	Status          string // StatusRunning (default), StatusSucceeded, StatusFailed, StatusRolledBack
-	CreatedAt       time.Time
+	Status          string    // StatusRunning (default), StatusSucceeded, StatusFailed, StatusRolledBack
+	CreatedAt       time.Time // defaults to now
 	// CreatedBy names who recorded it (an API token's name). It is not part
 	// of the idempotency body.
 	CreatedBy string
@@ -179,8 +179,9 @@ type Store interface {
 	// non-empty idempotencyKey a second call with the same key stores
 	// nothing and returns the first deploy with created=false, or
 	// ErrIdempotencyConflict when the body differs. The body is every field
-	// but ID and CreatedAt, as given (a zero StartedAt, which defaults to
-	// now, compares equal to another zero StartedAt).
+	// but ID, CreatedAt and CreatedBy, as given (a zero StartedAt, which
+	// defaults to CreatedAt, compares equal to another zero StartedAt). A
+	// zero CreatedAt is now; a given one is kept.
 	CreateDeploy(ctx context.Context, d Deploy, idempotencyKey string, outbox ...OutboxMessage) (stored Deploy, created bool, err error)
 	GetDeploy(ctx context.Context, id string) (Deploy, error)
 	// ListDeploys returns one page, newest first, and the cursor of the

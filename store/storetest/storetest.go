@@ -221,6 +221,24 @@ func testIdempotency(t *testing.T, open Opener) {
 			t.Errorf("%d deploys stored, want 1", len(list))
 		}
 	})
+	t.Run("a given CreatedAt is kept, is the default StartedAt, and is not part of the idempotency body", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d := newDeploy("checkout", "production", "v2", time.Time{})
+		d.CreatedAt = base.Add(-time.Minute)
+		first, created, err := s.CreateDeploy(ctx, d, "key-1")
+		if err != nil || !created {
+			t.Fatalf("first = %v, %v", created, err)
+		}
+		want := store.UTC(base.Add(-time.Minute)) // in UTC, to the microsecond
+		if !first.CreatedAt.Equal(want) || !first.StartedAt.Equal(want) {
+			t.Errorf("createdAt %s startedAt %s, want both %s", first.CreatedAt, first.StartedAt, want)
+		}
+		d.CreatedAt = base.Add(time.Hour) // a retry creates later: the same body
+		second, created, err := s.CreateDeploy(ctx, d, "key-1")
+		if err != nil || created || second.ID != first.ID || !second.StartedAt.Equal(want) {
+			t.Errorf("retry = %+v, %v, %v; want the first deploy", second, created, err)
+		}
+	})
 	t.Run("an idempotency key reused with a different body is refused", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		if _, _, err := s.CreateDeploy(ctx, newDeploy("checkout", "production", "v2", base), "key-1"); err != nil {
