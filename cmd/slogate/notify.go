@@ -15,8 +15,8 @@ import (
 	"github.com/slogate/slogate/alerting/github"
 	"github.com/slogate/slogate/alerting/grafana"
 	"github.com/slogate/slogate/alerting/pagerduty"
-	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/deploys"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -103,15 +103,7 @@ func (o outboxAdapter) Abandon(ctx context.Context, id int64, errMsg string) err
 var _ alerting.Abandoner = outboxAdapter{}
 
 func (o outboxAdapter) Enqueue(ctx context.Context, msgs ...alerting.Message) error {
-	return o.s.Enqueue(ctx, toStoreMessages(msgs)...)
-}
-
-func toStoreMessages(msgs []alerting.Message) []store.OutboxMessage {
-	out := make([]store.OutboxMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt}
-	}
-	return out
+	return o.s.Enqueue(ctx, deploys.OutboxMessages(msgs)...)
 }
 
 // alertStates keeps the tracker's alert states in the audit log (action
@@ -154,81 +146,13 @@ func (a alertStates) Save(ctx context.Context, key string, s alerting.State) err
 	return a.s.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: actionAlertState, Subject: key, Detail: string(b)})
 }
 
-// notifyingStore is the store the API writes deploys through: each deploy
-// recorded or finished carries its notifications into the same
-// transaction, and wakes the dispatcher.
-type notifyingStore struct {
-	store.Store
-	d      *alerting.Dispatcher
-	logger *slog.Logger
-}
-
-var _ api.Store = notifyingStore{}
-
-func alertingDeploy(d store.Deploy) *alerting.Deploy {
-	return &alerting.Deploy{
-		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
-		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,
-		Strategy: d.Strategy, Status: d.Status, Labels: d.Labels, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-	}
-}
-
-func (n notifyingStore) messages(e alerting.Event) ([]store.OutboxMessage, error) {
-	msgs, err := n.d.Messages(e)
-	if err != nil {
-		return nil, fmt.Errorf("notifications of %s: %w", e.Kind, err)
-	}
-	return toStoreMessages(msgs), nil
-}
-
-func (n notifyingStore) CreateDeploy(ctx context.Context, d store.Deploy, key string, outbox ...store.OutboxMessage) (store.Deploy, bool, error) {
-	if d.ID == "" {
-		d.ID = store.NewID("dep")
-	}
-	if d.StartedAt.IsZero() {
-		d.StartedAt = time.Now().UTC()
-	}
-	if d.Status == "" {
-		d.Status = store.StatusRunning
-	}
-	msgs, err := n.messages(alerting.Event{Kind: alerting.KindDeployStarted, At: d.StartedAt, Deploy: alertingDeploy(d)})
-	if err != nil {
-		return store.Deploy{}, false, err
-	}
-	out, created, err := n.Store.CreateDeploy(ctx, d, key, append(outbox, msgs...)...)
-	if err == nil && created {
-		n.d.Wake()
-	}
-	return out, created, err
-}
-
-func (n notifyingStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (store.Deploy, error) {
-	d, err := n.Store.GetDeploy(ctx, id)
-	if err != nil {
-		return store.Deploy{}, err
-	}
-	if finishedAt.IsZero() {
-		finishedAt = time.Now().UTC()
-	}
-	d.Status, d.FinishedAt = status, &finishedAt
-	msgs, err := n.messages(alerting.Event{Kind: alerting.KindDeployFinished, At: finishedAt, Deploy: alertingDeploy(d)})
-	if err != nil {
-		return store.Deploy{}, err
-	}
-	out, err := n.Store.FinishDeploy(ctx, id, status, finishedAt, append(outbox, msgs...)...)
-	if err == nil {
-		n.d.Wake()
-	}
-	return out, err
-}
-
 // decisionOutbox builds the notifications of a gate answer, stored with it.
 func decisionOutbox(d *alerting.Dispatcher, st store.Store, logger *slog.Logger) func(ctx context.Context, a gate.Answer) []store.OutboxMessage {
 	return func(ctx context.Context, a gate.Answer) []store.OutboxMessage {
 		e := alerting.Event{Kind: alerting.KindDecision, At: a.EvaluatedAt, Decision: &a}
 		if a.DeployID != "" {
 			if dep, err := st.GetDeploy(ctx, a.DeployID); err == nil {
-				e.DecisionDeploy = alertingDeploy(dep)
+				e.DecisionDeploy = deploys.AlertingDeploy(dep)
 				if dep.PipelineURL != "" {
 					e.Links = append(e.Links, alerting.Link{Href: dep.PipelineURL, Text: "pipeline"})
 				}
@@ -239,7 +163,7 @@ func decisionOutbox(d *alerting.Dispatcher, st store.Store, logger *slog.Logger)
 			logger.Error("notifications of a gate answer", "evaluation_id", a.EvaluationID, "err", err)
 			return nil
 		}
-		return toStoreMessages(msgs)
+		return deploys.OutboxMessages(msgs)
 	}
 }
 

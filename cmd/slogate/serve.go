@@ -22,6 +22,7 @@ import (
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/deploys"
 	"github.com/slogate/slogate/internal/telemetry"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -194,7 +195,10 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 			return nil, err
 		}
 		recorder.outbox, recorder.wake = decisionOutbox(s.dispatcher, st, logger), s.dispatcher.Wake
-		apiStore = notifyingStore{Store: st, d: s.dispatcher, logger: logger}
+		if apiStore, err = deploys.New(deploys.Config{Store: st, Notifier: s.dispatcher}); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	s.engine, err = gate.New(gate.Config{
 		Measurer:  s.measurer,

@@ -1,0 +1,151 @@
+// Package deploys is the use case "record a deploy with its
+// notifications": a deploy recorded or finished is stored together with
+// the outbox messages it causes (Grafana regions, Alertmanager, ...), in
+// the store's transaction, and their delivery is woken. The API's deploy
+// routes, the GitHub webhook and the Flagger hooks all record deploys
+// through it; cmd only wires it.
+//
+// The idempotency key covers what the client sent: the defaults the
+// notifications need (id, start, status) are chosen here, and given to the
+// store only in fields outside the key's body (ID, CreatedAt), so a retry
+// with the same key and body is the same request.
+package deploys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/store"
+)
+
+// Notifier turns an event into the outbox messages of every configured
+// peer and wakes their delivery. *alerting.Dispatcher satisfies it.
+type Notifier interface {
+	Messages(e alerting.Event) ([]alerting.Message, error)
+	Wake()
+}
+
+// Config configures a Recorder. Store is required.
+type Config struct {
+	Store store.Store
+	// Notifier, when nil, records deploys without notifications.
+	Notifier Notifier
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+}
+
+// Recorder records deploys with their notifications. It is a store.Store
+// (every other method is the underlying store's), so it stands wherever
+// the store does, e.g. api.Deps.Store.
+type Recorder struct {
+	store.Store
+	notifier Notifier
+	clock    func() time.Time
+}
+
+var _ store.Store = (*Recorder)(nil)
+
+// New checks cfg.
+func New(cfg Config) (*Recorder, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("deploys: store is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &Recorder{Store: cfg.Store, notifier: cfg.Notifier, clock: cfg.Clock}, nil
+}
+
+// CreateDeploy records d as the client sent it, with the notifications of
+// its start (alerting.KindDeployStarted) and the extra outbox messages, in
+// one transaction, then wakes the delivery. A zero StartedAt is the
+// instant of recording, for the stored deploy and its notifications alike.
+// With an idempotency key, a second call with the same key and the same d
+// stores and enqueues nothing and returns the first deploy with
+// created=false; another d is store.ErrIdempotencyConflict.
+func (r *Recorder) CreateDeploy(ctx context.Context, d store.Deploy, idempotencyKey string, outbox ...store.OutboxMessage) (store.Deploy, bool, error) {
+	if r.notifier == nil {
+		return r.Store.CreateDeploy(ctx, d, idempotencyKey, outbox...)
+	}
+	now := store.UTC(r.clock())
+	if d.ID == "" {
+		d.ID = store.NewID("dep")
+	}
+	d.CreatedAt = now
+	// announced is d as the store will fill it in; d itself goes to the
+	// store as sent, so that the key's body is the client's.
+	announced := d
+	if announced.StartedAt.IsZero() {
+		announced.StartedAt = now
+	}
+	if announced.Status == "" {
+		announced.Status = store.StatusRunning
+	}
+	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployStarted, At: announced.StartedAt, Deploy: AlertingDeploy(announced)})
+	if err != nil {
+		return store.Deploy{}, false, err
+	}
+	out, created, err := r.Store.CreateDeploy(ctx, d, idempotencyKey, append(outbox, msgs...)...)
+	if err == nil && created {
+		r.notifier.Wake()
+	}
+	return out, created, err
+}
+
+// FinishDeploy records the final status of deploy id (finishedAt zero is
+// now) with the notifications of its end (alerting.KindDeployFinished),
+// in one transaction, then wakes the delivery. Finishing again with the
+// same status returns the deploy and enqueues nothing; with another
+// status it is store.ErrConflict.
+func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (store.Deploy, error) {
+	if finishedAt.IsZero() {
+		finishedAt = r.clock()
+	}
+	if r.notifier == nil {
+		return r.Store.FinishDeploy(ctx, id, status, finishedAt, outbox...)
+	}
+	d, err := r.Store.GetDeploy(ctx, id)
+	if err != nil {
+		return store.Deploy{}, err
+	}
+	finishedAt = store.UTC(finishedAt)
+	d.Status, d.FinishedAt = status, &finishedAt
+	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployFinished, At: finishedAt, Deploy: AlertingDeploy(d)})
+	if err != nil {
+		return store.Deploy{}, err
+	}
+	out, err := r.Store.FinishDeploy(ctx, id, status, finishedAt, append(outbox, msgs...)...)
+	if err == nil {
+		r.notifier.Wake()
+	}
+	return out, err
+}
+
+func (r *Recorder) messages(e alerting.Event) ([]store.OutboxMessage, error) {
+	msgs, err := r.notifier.Messages(e)
+	if err != nil {
+		return nil, fmt.Errorf("deploys: notifications of %s: %w", e.Kind, err)
+	}
+	return OutboxMessages(msgs), nil
+}
+
+// AlertingDeploy is a stored deploy as notifications show it.
+func AlertingDeploy(d store.Deploy) *alerting.Deploy {
+	return &alerting.Deploy{
+		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
+		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,
+		Strategy: d.Strategy, Status: d.Status, Labels: d.Labels, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
+	}
+}
+
+// OutboxMessages turns alerting messages into the store's outbox messages.
+func OutboxMessages(msgs []alerting.Message) []store.OutboxMessage {
+	out := make([]store.OutboxMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt}
+	}
+	return out
+}
