@@ -190,3 +190,25 @@ func TestProblemsOfANonLoadErrorIsEmpty(t *testing.T) {
 		t.Errorf("got %v", p)
 	}
 }
+
+func TestAnOpenSearchDataSourceIsMeasuredByTheElasticsearchCollectorAsOpenSearch(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"os.yaml": "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: logs}\nspec: {type: OpenSearch, connectionDetails: {url: \"http://os:9200\"}}\n",
+		"es.yaml": "apiVersion: openslo/v1\nkind: DataSource\nmetadata: {name: es}\nspec: {type: Elasticsearch, connectionDetails: {url: \"http://es:9200\"}}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, flavor string }{{"logs", "opensearch"}, {"es", ""}} {
+		ds, ok := set.DataSources[tc.name]
+		if !ok || ds.Type != SourceElasticsearch || ds.Flavor != tc.flavor {
+			t.Errorf("DataSource %s: %+v, want type %s flavor %q", tc.name, ds, SourceElasticsearch, tc.flavor)
+		}
+	}
+}

@@ -191,7 +191,10 @@ type DataSource struct {
 	// AllowPartial is connectionDetails.partialResponse: allow, the
 	// default of the queries that name the DataSource (Query.AllowPartial).
 	AllowPartial bool
-	Pos          Position
+	// Flavor is "opensearch" for a DataSource of type OpenSearch (measured
+	// by the Elasticsearch collector, which then checks for OpenSearch).
+	Flavor string
+	Pos    Position
 }
 
 // AlertPolicy is an OpenSLO AlertPolicy with its conditions resolved.

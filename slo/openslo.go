@@ -593,6 +593,9 @@ func (d *document) dataSource(doc *osDoc[osDataSourceSpec]) {
 		return
 	}
 	ds := DataSource{Name: name, Type: typ, Pos: d.pos("metadata.name")}
+	if strings.EqualFold(doc.Spec.Type, "opensearch") {
+		ds.Flavor = "opensearch"
+	}
 	if cd := &doc.Spec.ConnectionDetails; cd.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(cd.Content); i += 2 {
 			switch k, v := cd.Content[i].Value, cd.Content[i+1]; k {

@@ -63,6 +63,8 @@ type ElasticsearchSource struct {
 	Timeout            Duration `yaml:"timeout"`
 	CAFile             string   `yaml:"caFile"`
 	InsecureSkipVerify bool     `yaml:"insecureSkipVerify"`
+	// Flavor is elasticsearch (default) or opensearch.
+	Flavor string `yaml:"flavor"`
 }
 
 // TempoSource is a Grafana Tempo query frontend.

@@ -99,7 +99,7 @@ func buildSources(cfg *Config, flags sourceFlags, set *slo.Set, logger *slog.Log
 			if cfg.Sources.Elasticsearch != nil {
 				continue
 			}
-			src, err = newElasticsearch(ElasticsearchSource{Addresses: []string{ds.URL}}, logger)
+			src, err = newElasticsearch(ElasticsearchSource{Addresses: []string{ds.URL}, Flavor: ds.Flavor}, logger)
 		case slo.SourceTempo:
 			if cfg.Sources.Tempo != nil {
 				continue
@@ -138,7 +138,7 @@ func newPrometheus(p PrometheusSource, logger *slog.Logger) (collectors.Source, 
 func newElasticsearch(e ElasticsearchSource, logger *slog.Logger) (collectors.Source, error) {
 	cfg := elasticsearch.Config{
 		Addresses: e.Addresses, APIKey: e.APIKey, Username: e.Username, Password: e.Password,
-		Timeout: e.Timeout.Duration, InsecureSkipVerify: e.InsecureSkipVerify,
+		Timeout: e.Timeout.Duration, InsecureSkipVerify: e.InsecureSkipVerify, Flavor: e.Flavor,
 	}
 	if e.CAFile != "" {
 		pem, err := os.ReadFile(e.CAFile)

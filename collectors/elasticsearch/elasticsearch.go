@@ -10,6 +10,15 @@
 // every 2xx answer must carry the header X-Elastic-Product: Elasticsearch,
 // or the answer is refused with ErrUnknownProduct.
 //
+// # OpenSearch
+//
+// OpenSearch (and Elasticsearch before 7.14) never sends that header, and
+// speaks the same _search and _count wire format. With Config.Flavor
+// "opensearch" the header is not required; instead the client reads the
+// cluster's root (GET /) before its first measurement and requires
+// version.distribution to be "opensearch". Until that check succeeds every
+// measurement retries it; once it has, it is not repeated.
+//
 // # Requests
 //
 // When the total query and the good/bad query use the same index and the
@@ -81,6 +90,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
@@ -96,6 +106,17 @@ const DefaultTimeout = 10 * time.Second
 // requires of every server it talks to. It comes wrapped with
 // slo.ErrUnavailable.
 var ErrUnknownProduct = errors.New("the server is not Elasticsearch: its answer lacks the header X-Elastic-Product: Elasticsearch")
+
+// ErrNotOpenSearch means a client of flavor opensearch found another
+// product at the cluster's root (GET /). It comes wrapped with
+// slo.ErrUnavailable.
+var ErrNotOpenSearch = errors.New("the server is not OpenSearch: GET / does not give version.distribution \"opensearch\"")
+
+// Flavors of the search engine.
+const (
+	FlavorElasticsearch = "elasticsearch"
+	FlavorOpenSearch    = "opensearch"
+)
 
 // Config tells the client where Elasticsearch is and how to authenticate.
 type Config struct {
@@ -116,6 +137,9 @@ type Config struct {
 	// InsecureSkipVerify turns off TLS certificate verification. For
 	// tests only.
 	InsecureSkipVerify bool
+	// Flavor is FlavorElasticsearch (the default) or FlavorOpenSearch: the
+	// product the client requires (see the package documentation).
+	Flavor string
 }
 
 // Client measures SLIs in Elasticsearch. It is safe for concurrent use.
@@ -126,6 +150,9 @@ type Client struct {
 	// addresses are the configured URLs with any user info removed.
 	addresses []string
 	auth      string
+	flavor    string
+	// checked is set once the OpenSearch root check has passed.
+	checked atomic.Bool
 }
 
 // New checks cfg and builds a client. Every problem with cfg is reported
@@ -161,6 +188,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	}
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("elasticsearch: timeout: must not be negative, got %s", cfg.Timeout))
+	}
+	switch cfg.Flavor {
+	case "":
+		cfg.Flavor = FlavorElasticsearch
+	case FlavorElasticsearch, FlavorOpenSearch:
+	default:
+		errs = append(errs, fmt.Errorf("elasticsearch: flavor: want %s or %s, got %q", FlavorElasticsearch, FlavorOpenSearch, cfg.Flavor))
 	}
 	base, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
@@ -215,12 +249,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		logger:    logger.With("component", "collectors/elasticsearch"),
 		addresses: shown,
 		auth:      auth,
+		flavor:    cfg.Flavor,
 	}, nil
 }
 
 // String describes the client without its credentials.
 func (c *Client) String() string {
-	return fmt.Sprintf("elasticsearch %s (auth: %s, timeout %s)", strings.Join(c.addresses, ","), c.auth, c.timeout)
+	return fmt.Sprintf("%s %s (auth: %s, timeout %s)", c.flavor, strings.Join(c.addresses, ","), c.auth, c.timeout)
 }
 
 // Counts measures an SLI's good and total events in r, scoped. See the
@@ -229,6 +264,9 @@ func (c *Client) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo
 	p, err := plan(sli, r, scope)
 	if err != nil {
 		return slo.Counts{}, fmt.Errorf("elasticsearch sli %s: %w", sli.Name, err)
+	}
+	if err := c.checkProduct(ctx); err != nil {
+		return slo.Counts{}, fmt.Errorf("%s sli %s: %w", c.flavor, sli.Name, err)
 	}
 	var good, total float64
 	if p.single {

@@ -37,7 +37,14 @@ type fakeES struct {
 	//   "no-product" answers correctly but without X-Elastic-Product;
 	//   "hang" answers nothing until the client gives up;
 	//   "shard-failure" answers testdata/search_response_shard_failure.json.
+	// A fault applies only to a request the fake would accept: a malformed
+	// one is answered as Elasticsearch answers it, fault or not, so that
+	// error-path tests also check the request.
 	fault string
+	// product is "elasticsearch" (default: Elasticsearch 8, with
+	// X-Elastic-Product on every answer) or "opensearch" (OpenSearch 2:
+	// no product header, a root document with distribution "opensearch").
+	product string
 
 	mu       sync.Mutex // guards fault and requests
 	requests []fakeRequest
@@ -76,22 +83,16 @@ func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fault := f.fault
 	f.mu.Unlock()
 
-	switch {
-	case fault == "no-product":
+	if f.product == "opensearch" {
 		w = stripProduct{w}
-	case fault == "hang":
-		<-r.Context().Done()
-		return
-	case fault == "malformed":
-		writeJSON(w, http.StatusOK, []byte(`{"took":3,"timed_out":false,"aggregations":{"slogate":{"buck`))
-		return
-	case fault == "shard-failure":
-		writeJSON(w, http.StatusOK, f.testdata("search_response_shard_failure.json"))
-		return
-	case strings.HasPrefix(fault, "status:"):
-		parts := strings.SplitN(fault, ":", 3)
-		code, _ := strconv.Atoi(parts[1])
-		writeJSON(w, code, f.testdata(parts[2]))
+	}
+	if r.Method == http.MethodGet && r.URL.Path == "/" {
+		// The cluster's root document, as each product answers it.
+		root := "root_elasticsearch.json"
+		if f.product == "opensearch" {
+			root = "root_opensearch.json"
+		}
+		writeJSON(w, http.StatusOK, f.testdata(root))
 		return
 	}
 
@@ -128,6 +129,25 @@ func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeJSON(w, http.StatusBadRequest, esErrorBody(http.StatusBadRequest, "x_content_parse_exception", err.Error(), nil))
+		return
+	}
+	// The request is one Elasticsearch would accept: now the fault.
+	switch {
+	case fault == "no-product":
+		w = stripProduct{w}
+	case fault == "hang":
+		<-r.Context().Done()
+		return
+	case fault == "malformed":
+		writeJSON(w, http.StatusOK, []byte(`{"took":3,"timed_out":false,"aggregations":{"slogate":{"buck`))
+		return
+	case fault == "shard-failure":
+		writeJSON(w, http.StatusOK, f.testdata("search_response_shard_failure.json"))
+		return
+	case strings.HasPrefix(fault, "status:"):
+		parts := strings.SplitN(fault, ":", 3)
+		code, _ := strconv.Atoi(parts[1])
+		writeJSON(w, code, f.testdata(parts[2]))
 		return
 	}
 	query, err := compile(req.Query)

@@ -212,7 +212,7 @@ func (c *Client) read(ctx context.Context, call string, res *esapi.Response, err
 		return nil, transportError(ctx, call, err)
 	}
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
-		if res.Header.Get("X-Elastic-Product") != "Elasticsearch" {
+		if c.flavor != FlavorOpenSearch && res.Header.Get("X-Elastic-Product") != "Elasticsearch" {
 			return nil, fmt.Errorf("%s: %w: %w", call, slo.ErrUnavailable, ErrUnknownProduct)
 		}
 		return data, nil
@@ -267,4 +267,37 @@ func errorReason(body []byte) string {
 		text = text[:max] + "..."
 	}
 	return fmt.Sprintf("%q", text)
+}
+
+// checkProduct makes sure, once, that a client of flavor opensearch talks
+// to OpenSearch: GET / must give version.distribution "opensearch". (The
+// elasticsearch flavor checks the product header of every answer instead.)
+func (c *Client) checkProduct(ctx context.Context) error {
+	if c.flavor != FlavorOpenSearch || c.checked.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
+		fmt.Errorf("opensearch root check timed out after %s", c.timeout))
+	defer cancel()
+	res, err := esapi.InfoRequest{}.Do(ctx, c.transport)
+	data, err := c.read(ctx, "root check (GET /)", res, err)
+	if err != nil {
+		return err
+	}
+	var info struct {
+		Version struct {
+			Distribution string `json:"distribution"`
+			Number       string `json:"number"`
+		} `json:"version"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil || info.Version.Distribution != "opensearch" {
+		got := info.Version.Distribution
+		if got == "" {
+			got = "none"
+		}
+		return fmt.Errorf("root check (GET /): distribution %s, version %q: %w: %w", got, info.Version.Number, slo.ErrUnavailable, ErrNotOpenSearch)
+	}
+	c.checked.Store(true)
+	c.logger.InfoContext(ctx, "talking to OpenSearch", "version", info.Version.Number)
+	return nil
 }
