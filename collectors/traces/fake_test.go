@@ -42,6 +42,8 @@ type fakeTempo struct {
 	mu sync.Mutex // guards fault and requests
 	// fault, when set, replaces the evaluation: "status:<code>:<text>",
 	// "malformed", "hang", or "file:<testdata file>" (200 with that body).
+	// It applies only to a request Tempo would accept: a malformed one is
+	// answered as Tempo answers it, fault or not.
 	fault    string
 	requests []*http.Request
 }
@@ -78,29 +80,6 @@ func (f *fakeTempo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fault := f.fault
 	f.mu.Unlock()
 
-	switch {
-	case fault == "hang":
-		<-r.Context().Done()
-		return
-	case fault == "malformed":
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprint(w, `{"series":[{"labels":[],"value":`)
-		return
-	case strings.HasPrefix(fault, "file:"):
-		body, err := os.ReadFile(filepath.Join("testdata", strings.TrimPrefix(fault, "file:")))
-		if err != nil {
-			f.t.Errorf("fake tempo: %v", err)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-		return
-	case strings.HasPrefix(fault, "status:"):
-		parts := strings.SplitN(fault, ":", 3)
-		code, _ := strconv.Atoi(parts[1])
-		textError(w, code, parts[2])
-		return
-	}
-
 	if r.Method != http.MethodGet || r.URL.Path != "/api/metrics/query" {
 		textError(w, http.StatusNotFound, "404 page not found\n")
 		return
@@ -125,6 +104,31 @@ func (f *fakeTempo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		textError(w, http.StatusBadRequest, "invalid TraceQL query: "+err.Error())
 		return
 	}
+	// The request is one Tempo would accept: now the fault, so that
+	// error-path tests check the request too.
+	switch {
+	case fault == "hang":
+		<-r.Context().Done()
+		return
+	case fault == "malformed":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprint(w, `{"series":[{"labels":[],"value":`)
+		return
+	case strings.HasPrefix(fault, "file:"):
+		body, err := os.ReadFile(filepath.Join("testdata", strings.TrimPrefix(fault, "file:")))
+		if err != nil {
+			f.t.Errorf("fake tempo: %v", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+		return
+	case strings.HasPrefix(fault, "status:"):
+		parts := strings.SplitN(fault, ":", 3)
+		code, _ := strconv.Atoi(parts[1])
+		textError(w, code, parts[2])
+		return
+	}
+
 	n := 0
 	for _, s := range f.spans {
 		if !s.start.Before(start) && s.start.Before(end) && match(s) {
