@@ -41,6 +41,11 @@ import (
 
 const pgSuperuser = "postgres"
 
+// MinPostgresVersion is the oldest PostgreSQL major version the store is
+// tested to need (FOR UPDATE SKIP LOCKED, data-modifying CTEs, advisory
+// locks; 13 is the oldest major version still supported upstream).
+const MinPostgresVersion = 13
+
 var (
 	pgTemplateMu   sync.Mutex
 	pgTemplateDirs = map[string]string{} // initdb path → template cluster
