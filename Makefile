@@ -58,8 +58,11 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	  done; \
 	done
 
+# The packages with golden files: those whose tests define the -update flag.
+GOLDEN_PKGS = $(shell grep -rl --include='*_test.go' 'flag.Bool."update"' . | xargs -n1 dirname | sort -u)
+
 golden: ## rewrite the golden files under testdata/ (check the diff before committing)
-	$(GO) test $(PKGS) -run . -update
+	$(GO) test -count=1 $(GOLDEN_PKGS) -run . -update
 
 clean: ## remove build output
 	rm -rf bin
