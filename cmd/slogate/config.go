@@ -260,7 +260,7 @@ func ParseConfig(name string, data []byte, getenv func(string) string) (*Config,
 				key := envRef.FindStringSubmatch(ref)[1]
 				v := getenv(key)
 				if v == "" {
-					errs = append(errs, fmt.Errorf("%s:%d: ${%s} is not set in the environment", name, n.Line, key))
+					errs = append(errs, fmt.Errorf("%s:%d: ${%s} is not set in the environment, or empty", name, n.Line, key))
 				}
 				return v
 			})
