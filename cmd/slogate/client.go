@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -158,7 +160,7 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 	fs.StringVar(&d.StartedAt, "started-at", "", "when the deploy began, RFC 3339 (default now)")
 	var labels stringList
 	fs.Var(&labels, "label", "label key=value (repeatable)")
-	key := fs.String("idempotency-key", "", "Idempotency-Key header: the same key twice records the deploy once (default: derived from service, environment, version and commit)")
+	key := fs.String("idempotency-key", "", "Idempotency-Key header: the same key twice records the deploy once (default: derived from the deploy and the CI run attempt: GITHUB_RUN_ID+GITHUB_RUN_ATTEMPT, CI_JOB_ID or BUILD_TAG; none outside CI)")
 	output := fs.String("o", "id", "output: id (the deploy id alone) or json")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -193,11 +195,21 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	if *key == "" {
-		*key = strings.Join([]string{"cli", d.Service, d.Environment, d.Version, d.Commit, d.PipelineURL}, "/")
+		*key = deployKey(env.getenv, d.Service, d.Environment, d.Version)
 	}
 	var out map[string]any
-	if _, err := c.do(ctx, http.MethodPost, "/v1/deploys", nil, d, &out, http.Header{"Idempotency-Key": {*key}}); err != nil {
+	h := http.Header{}
+	if *key != "" {
+		h.Set("Idempotency-Key", *key)
+	}
+	status, err := c.do(ctx, http.MethodPost, "/v1/deploys", nil, d, &out, h)
+	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("recording the deploy: %w", err)}
+	}
+	if status == http.StatusOK {
+		// The key was used before: this is that attempt's deploy, with its
+		// start time, not a new one.
+		fmt.Fprintf(env.stderr, "deploy %v was recorded before with Idempotency-Key %q (a retry of the same attempt): nothing new stored\n", out["id"], *key)
 	}
 	if *output == "json" {
 		enc := json.NewEncoder(env.stdout)
@@ -284,6 +296,31 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 		return &exitError{code: exitWaiting}
 	}
 	return &exitError{code: exitUsage, err: fmt.Errorf("unknown decision %q", a.Decision)}
+}
+
+// deployKey is the default Idempotency-Key of slogate deploy: the deploy
+// and the CI run attempt, so that a retry of one attempt records the
+// deploy once and a new attempt (a redeploy after a rollback, a re-run)
+// records a new one. Outside a known CI there is no attempt to name, and
+// no key.
+func deployKey(getenv func(string) string, service, env, version string) string {
+	var attempt string
+	switch {
+	case getenv("GITHUB_RUN_ID") != "":
+		attempt = "github/" + getenv("GITHUB_RUN_ID") + "/" + getenv("GITHUB_RUN_ATTEMPT") + "/" + getenv("GITHUB_JOB")
+	case getenv("CI_JOB_ID") != "":
+		attempt = "gitlab/" + getenv("CI_JOB_ID")
+	case getenv("BUILD_TAG") != "":
+		attempt = "jenkins/" + getenv("BUILD_TAG")
+	default:
+		return ""
+	}
+	k := strings.Join([]string{"cli", service, env, version, attempt}, "/")
+	if len(k) > 255 {
+		sum := sha256.Sum256([]byte(k))
+		k = "cli/" + hex.EncodeToString(sum[:])
+	}
+	return k
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
