@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // decodeJSON reads r's body, one JSON object, into v. It answers (as a
@@ -135,6 +136,8 @@ func checkName(f *fields, field, v string, required bool) {
 		f.add(field, "must not be blank")
 	case len(v) > maxNameLen:
 		f.add(field, "must be at most %d bytes long", maxNameLen)
+	case !utf8.ValidString(v):
+		f.add(field, "must be valid UTF-8")
 	case strings.IndexFunc(v, unicode.IsControl) >= 0:
 		f.add(field, "must not hold control characters")
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -91,8 +92,11 @@ func FuzzDecodeGate(f *testing.F) {
 		if strings.TrimSpace(req.Service) == "" || strings.TrimSpace(req.Environment) == "" {
 			t.Fatalf("accepted %+v from %q", req, body)
 		}
-		if !utf8.ValidString(req.Service) && len(req.Service) > maxNameLen {
-			t.Fatalf("accepted a service of %d bytes", len(req.Service))
+		for field, v := range map[string]string{"service": req.Service, "environment": req.Environment, "version": req.Version,
+			"deployId": req.DeployID, "baselineVersion": req.BaselineVersion} {
+			if !utf8.ValidString(v) || len(v) > maxNameLen || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				t.Fatalf("accepted %s %q (%d bytes) from %q", field, v, len(v), body)
+			}
 		}
 	})
 }
