@@ -1,8 +1,8 @@
 package slo
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,6 +45,9 @@ func TestEvaluateWorksOutBudgetBurnRatesAndTiers(t *testing.T) {
 	}{{"1h", true}, {"6h", true}, {"1d", true}, {"3d", true}}
 	// page 14.4 (1h 20, 5m 20) fires; page 6 (6h 20, 30m 20) fires; ticket 3
 	// (1d 5.375, 2h 20) fires; ticket 1 (3d 2.125, 6h 20) fires.
+	if len(st.Alerts) != len(want) {
+		t.Fatalf("%d alert tiers, want %d: %+v", len(st.Alerts), len(want), st.Alerts)
+	}
 	for i, a := range st.Alerts {
 		if a.LongWindow != want[i].long || a.Firing != want[i].firing || a.Unknown {
 			t.Errorf("alert %d = %+v, want %+v", i, a, want[i])
@@ -72,13 +75,23 @@ func TestEvaluateWorksOutBudgetBurnRatesAndTiers(t *testing.T) {
 		}
 	})
 	t.Run("zero traffic leaves the budget unknown, not full", func(t *testing.T) {
-		st := o.Evaluate(at, map[time.Duration]Measured{PeriodKey: counts(0, 0)})
+		zero := map[time.Duration]Measured{}
+		for k := range o.Plan(at) {
+			zero[k] = counts(0, 0)
+		}
+		st := o.Evaluate(at, zero)
 		if st.Measured() || st.SLI.Ratio != nil {
 			t.Errorf("status = %+v", st)
 		}
-		if len(st.Errors) != 8 || !st.Errors[0].NoData || !errors.Is(ErrNoData, ErrNoData) {
+		if len(st.Errors) != 8 || !st.Errors[0].NoData {
 			t.Errorf("errors = %+v", st.Errors)
 		}
+		for _, e := range st.Errors {
+			if !e.NoData || !strings.Contains(e.Error, "no data") {
+				t.Errorf("error %+v is not a no-data error", e)
+			}
+		}
+
 	})
 	t.Run("a dark window beside one burning at or above the factor is no data for the tier", func(t *testing.T) {
 		dark := Measured{Err: fmt.Errorf("prometheus: empty result: %w", ErrNoData)}
