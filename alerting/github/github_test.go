@@ -484,6 +484,13 @@ func TestNotify(t *testing.T) {
 			if len(fake.issues) != tt.wantIssues {
 				t.Errorf("GitHub holds %d issues, want %d", len(fake.issues), tt.wantIssues)
 			}
+			wantCommented := 0
+			if tt.wantComment != 0 {
+				wantCommented = 1
+			}
+			if len(fake.comments) != wantCommented {
+				t.Errorf("comments on %d issues, want %d (issue %d): %v", len(fake.comments), wantCommented, tt.wantComment, fake.comments)
+			}
 			for n, cs := range fake.comments {
 				if n != tt.wantComment || len(cs) != 1 {
 					t.Errorf("issue %d got %d comments, want one on issue %d", n, len(cs), tt.wantComment)
