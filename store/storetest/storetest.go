@@ -575,11 +575,11 @@ func testOverrides(t *testing.T, open Opener) {
 		if r.RevokedAt == nil || r.RevokedBy != "bob" {
 			t.Fatalf("revoked = %+v", r)
 		}
-		if _, ok, _ := s.ActiveOverride(ctx, "checkout", "production", r.RevokedAt.Add(time.Microsecond)); ok {
-			t.Error("active after its revocation")
+		if _, ok, err := s.ActiveOverride(ctx, "checkout", "production", r.RevokedAt.Add(time.Microsecond)); err != nil || ok {
+			t.Errorf("after its revocation: active %v, err %v; want inactive and no error", ok, err)
 		}
-		if got, ok, _ := s.ActiveOverride(ctx, "checkout", "production", now.Add(-30*time.Minute)); !ok || !reflect.DeepEqual(got, r) {
-			t.Errorf("before the revocation: %v %+v, want active and revoked later", ok, got)
+		if got, ok, err := s.ActiveOverride(ctx, "checkout", "production", now.Add(-30*time.Minute)); err != nil || !ok || !reflect.DeepEqual(got, r) {
+			t.Errorf("before the revocation: %v %+v (%v), want active and revoked later", ok, got, err)
 		}
 		_, err = s.RevokeOverride(ctx, o.ID, "carol")
 		wantErr(t, err, store.ErrConflict)
@@ -1046,8 +1046,8 @@ func testLeader(t *testing.T, open Opener) {
 		if err != nil || !ok {
 			t.Fatalf("b after a released: %v %v, want the leader", ok, err)
 		}
-		if _, ok, _ := a.TryLeader(ctx, "evaluation"); ok {
-			t.Fatal("a took it back while b leads")
+		if _, ok, err := a.TryLeader(ctx, "evaluation"); err != nil || ok {
+			t.Fatalf("a while b leads: leads %v, err %v; want not the leader and no error", ok, err)
 		}
 		releaseB()
 	})
