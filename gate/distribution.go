@@ -235,7 +235,7 @@ func (e *Engine) latencyCheck(ctx context.Context, o slo.Objective, h slo.Histog
 	alpha := 1 - cp.Confidence
 	res := shiftTest(cc, bc, cp.Tolerance, alpha)
 	lc := &LatencyComparison{
-		Test: latencyTestName, EValue: shown(res.logE), Threshold: 1 / alpha, Tolerance: cp.Tolerance,
+		Test: latencyTestName, EValue: shown(res.logE), Threshold: math.Round(1e6/alpha) / 1e6, Tolerance: cp.Tolerance,
 		Buckets: make([]BucketShift, len(can)),
 	}
 	var moved []string
