@@ -87,7 +87,7 @@ func TestShiftTestHoldsItsLevelAtEveryLook(t *testing.T) {
 		canary []float64
 		tol    float64
 	}{
-		"equal distributions with no tolerance": {canary: baseDist, tol: 0},
+		"equal distributions with no tolerance":                   {canary: baseDist, tol: 0},
 		"a canary slower by exactly the tolerance at every bound": {canary: atTolerance(baseDist, 0.02), tol: 0.02},
 		"a canary that got faster":                                {canary: []float64{0.40, 0.30, 0.20, 0.07, 0.025, 0.004, 0.001}, tol: 0},
 	}
@@ -248,7 +248,7 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 		reason   []string
 	}{
 		"a canary slower under the SLO threshold halts and names the bounds that moved": {
-			src: &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 600)}},
+			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 600)}},
 			want: Fail, decision: Halt,
 			reason: []string{"canary v2 is slower than baseline v1", "slower than 0.05", "slower than 0.1", "slower than 0.25"},
 		},
