@@ -273,10 +273,6 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 			deploy: Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-5 * time.Minute)},
 			want:   Pending, reason: []string{"no requests of version v2"},
 		},
-		"a failing source is no data": {
-			src:  &histograms{bErr: fmt.Errorf("fake: %w", slo.ErrUnavailable)},
-			want: Fail, noData: true, decision: Halt,
-		},
 		"too few requests wait": {
 			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 1)}},
 			want: Pending, reason: []string{"too few requests to compare latencies: canary v2 20"},
@@ -318,6 +314,17 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 				t.Errorf("decision %s, want promote with the other checks passing: %s", a.Decision, a.Reason)
 			}
 		})
+	}
+}
+
+func TestLatencyCheckSourceFaultIsNotAPass(t *testing.T) {
+	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	src := &histograms{bErr: fmt.Errorf("fake: %w", slo.ErrUnavailable)}
+	src.versions = map[string]vt{"v1": {10, 0.01}, "v2": {1, 0.01}}
+	e := engine(t, src, latencySet(canaryPolicy()), fakeDeploys{deploy.ID: deploy}, nil)
+	_, err := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", DeployID: deploy.ID})
+	if !errors.Is(err, ErrSourceFault) || !strings.Contains(err.Error(), "latency distribution of version") {
+		t.Fatalf("err = %v, want a source fault naming the latency distribution (onSourceError: error)", err)
 	}
 }
 
