@@ -22,7 +22,9 @@ import (
 // satisfies the gate's BucketSource interface. Errors wrap the same
 // outcomes as Counts: slo.ErrNoData (no bucket series, or no request at
 // all), slo.ErrBadQuery (not a histogram SLI, buckets that are not
-// cumulative, no +Inf bucket), slo.ErrUnavailable or slo.ErrTimeout.
+// cumulative, no +Inf bucket), slo.ErrUnavailable (ErrPartial for an
+// answer with warnings, unless the SLI's good and total queries both say
+// partialResponse: allow) or slo.ErrTimeout.
 func (c *Client) Buckets(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) ([]slo.Bucket, error) {
 	window := r.Duration()
 	if window <= 0 {
@@ -42,7 +44,9 @@ func (c *Client) Buckets(ctx context.Context, sli slo.SLI, r slo.Range, scope sl
 		return nil, fmt.Errorf("prometheus %s buckets: %w: %w", sli.Name, slo.ErrBadQuery, err)
 	}
 	q := expr.String()
-	vec, err := c.vector(ctx, q, r.End)
+	// The bucket query stands for both good and total: a partial answer
+	// is taken only when both accept one.
+	vec, err := c.vector(ctx, q, r.End, sli.Good.AllowPartial && sli.Total.AllowPartial)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus %s buckets: %w", sli.Name, err)
 	}
@@ -88,8 +92,10 @@ func decumulate(vec model.Vector) ([]slo.Bucket, error) {
 
 // vector runs expr at at and returns its instant vector, with the same
 // deadline, logging and error classification as the ratio queries. An
-// answer with warnings is slo.ErrUnavailable.
-func (c *Client) vector(ctx context.Context, expr string, at time.Time) (model.Vector, error) {
+// answer with warnings is ErrPartial (slo.ErrUnavailable) unless
+// allowPartial: a partial answer undercounts some buckets and skews the
+// distribution.
+func (c *Client) vector(ctx context.Context, expr string, at time.Time, allowPartial bool) (model.Vector, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
 		fmt.Errorf("prometheus query %s did not answer within %s", expr, c.timeout))
 	defer cancel()
@@ -98,6 +104,9 @@ func (c *Client) vector(ctx context.Context, expr string, at time.Time) (model.V
 
 	began := time.Now()
 	val, warnings, infos, err := c.api.Query(ctx, expr, at, v1.WithTimeout(c.timeout))
+	for _, w := range warnings {
+		c.logger.WarnContext(ctx, "prometheus warning", "query", expr, "warning", w)
+	}
 	for _, i := range infos {
 		c.logger.DebugContext(ctx, "prometheus info", "query", expr, "info", i)
 	}
@@ -107,11 +116,9 @@ func (c *Client) vector(ctx context.Context, expr string, at time.Time) (model.V
 		return nil, fmt.Errorf("%s: %w", expr, err)
 	}
 	c.logger.DebugContext(ctx, "prometheus query", "query", expr, "at", at, "took", time.Since(began))
-	if len(warnings) > 0 {
-		// A partial answer (a Thanos store or Mimir ingester missing)
-		// undercounts some buckets and skews the distribution: it is not
-		// compared.
-		return nil, fmt.Errorf("%s: %w: partial answer: %s", expr, slo.ErrUnavailable, strings.Join(warnings, "; "))
+	if len(warnings) > 0 && !allowPartial {
+		return nil, fmt.Errorf("%s: %w: %w: %s (partialResponse: allow in the SLO file accepts such answers)",
+			expr, slo.ErrUnavailable, ErrPartial, strings.Join(warnings, "; "))
 	}
 	vec, ok := val.(model.Vector)
 	if !ok {

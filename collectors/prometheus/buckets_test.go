@@ -135,6 +135,21 @@ func TestBucketsSourceFaults(t *testing.T) {
 	}
 }
 
+func TestBucketsPartialResponseAllowed(t *testing.T) {
+	allow := func(q *slo.Query) *slo.Query { c := *q; c.AllowPartial = true; return &c }
+	url := fake(t, http.StatusOK, "application/json", "buckets_warnings.json").URL
+	c := newClient(t, Config{URL: url})
+	both := slo.SLI{Name: rpcLatency.Name, Good: allow(rpcLatency.Good), Total: allow(rpcLatency.Total)}
+	got, err := c.Buckets(context.Background(), both, last(time.Hour), nil)
+	if err != nil || len(got) != 2 || got[0].Count != 50 || got[1].Count != 50 {
+		t.Errorf("partialResponse: allow on both queries: %v, %v; want the figures", got, err)
+	}
+	one := slo.SLI{Name: rpcLatency.Name, Good: allow(rpcLatency.Good), Total: rpcLatency.Total}
+	if _, err := c.Buckets(context.Background(), one, last(time.Hour), nil); !errors.Is(err, ErrPartial) || !errors.Is(err, slo.ErrUnavailable) {
+		t.Errorf("partialResponse: allow on good only: err = %v, want a partial answer, unavailable", err)
+	}
+}
+
 func TestBucketsDeadline(t *testing.T) {
 	block := make(chan struct{})
 	s := fakeBlocking(t, block)
