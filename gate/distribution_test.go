@@ -185,10 +185,9 @@ func TestCutEValueIsAtMostOneInsideTheNull(t *testing.T) {
 // requests per minute (bounds per version), scaled by the range's minutes.
 type histograms struct {
 	traffic
-	bounds  map[string][]float64
-	perMin  map[string][]float64
-	bErr    error
-	queried []string
+	bounds map[string][]float64
+	perMin map[string][]float64
+	bErr   error
 }
 
 func (h *histograms) Buckets(_ context.Context, _ slo.SLI, r slo.Range, scope slo.Scope) ([]slo.Bucket, error) {
@@ -196,7 +195,6 @@ func (h *histograms) Buckets(_ context.Context, _ slo.SLI, r slo.Range, scope sl
 		return nil, h.bErr
 	}
 	v := scope["version"]
-	h.queried = append(h.queried, v)
 	per, ok := h.perMin[v]
 	if !ok {
 		return nil, fmt.Errorf("fake: version %s: %w", v, slo.ErrNoData)
