@@ -221,8 +221,19 @@ func (e *Engine) latencyCheck(ctx context.Context, o slo.Objective, h slo.Histog
 		return noData(c, p, fmt.Sprintf("histogram %s has different bucket bounds for canary %s (le %s) and baseline %s (le %s): the distributions cannot be compared bucket by bucket; give both versions the same buckets",
 			h.Metric, version, boundList(can), baseline, boundList(base)))
 	}
+	if len(can) < 2 {
+		return noData(c, p, fmt.Sprintf("histogram %s has no bucket bound but +Inf: there is no distribution to compare", h.Metric))
+	}
 	cc, bc := counts(can), counts(base)
 	nC, nB := sum(cc), sum(bc)
+	if nC == 0 || nB == 0 {
+		if early {
+			c.Verdict = Pending
+			c.Reason = fmt.Sprintf("no requests yet to compare latencies: canary %s %.0f, baseline %s %.0f", version, nC, baseline, nB)
+			return c
+		}
+		return noData(c, p, fmt.Sprintf("no requests to compare latencies: canary %s %.0f, baseline %s %.0f", version, nC, baseline, nB))
+	}
 	c.Canary = &Sample{Version: version, Good: under(can, h.Threshold), Total: nC}
 	c.Baseline = &Sample{Version: baseline, Good: under(base, h.Threshold), Total: nB}
 	c.Canary.ErrorRatio = ratio(nC-c.Canary.Good, nC)

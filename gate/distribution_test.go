@@ -238,12 +238,13 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 	slowBelow := []float64{0.10, 0.20, 0.35, 0.25, 0.09, 0.009, 0.001}
 	ok := func(v string) vt { return vt{rate: 10, errRatio: 0.01} }
 	tests := map[string]struct {
-		src      *histograms
-		deploy   Deploy
-		want     Verdict
-		noData   bool
-		decision Decision
-		reason   []string
+		src       *histograms
+		deploy    Deploy
+		want      Verdict
+		noData    bool
+		decision  Decision
+		reason    []string
+		minEvents *float64
 	}{
 		"a canary slower under the SLO threshold halts and names the bounds that moved": {
 			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 600)}},
@@ -271,6 +272,17 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 			deploy: Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-5 * time.Minute)},
 			want:   Pending, reason: []string{"no requests of version v2"},
 		},
+		"a version with series but no requests after minDuration is no data, even with minEvents 0": {
+			src:       &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(baseDist, 0)}},
+			minEvents: f(0), want: Fail, noData: true, decision: Halt, reason: []string{"no requests to compare latencies: canary v2 0"},
+		},
+		"a histogram with only the +Inf bucket is no data": {
+			src: &histograms{
+				perMin: map[string][]float64{"v1": {600}, "v2": {60}},
+				bounds: map[string][]float64{"v1": {math.Inf(1)}, "v2": {math.Inf(1)}},
+			},
+			want: Fail, noData: true, decision: Halt, reason: []string{"no bucket bound but +Inf"},
+		},
 		"too few requests wait": {
 			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 1)}},
 			want: Pending, reason: []string{"too few requests to compare latencies: canary v2 20"},
@@ -283,7 +295,11 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 			if tc.deploy.ID != "" {
 				d = tc.deploy
 			}
-			e := engine(t, tc.src, latencySet(canaryPolicy()), fakeDeploys{d.ID: d}, nil)
+			p := canaryPolicy()
+			if tc.minEvents != nil {
+				p.Verification.MinEvents = *tc.minEvents
+			}
+			e := engine(t, tc.src, latencySet(p), fakeDeploys{d.ID: d}, nil)
 			a, err := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", DeployID: d.ID})
 			if err != nil {
 				t.Fatal(err)
