@@ -82,6 +82,26 @@ func (m *Mux) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Sc
 	return s.Counts(ctx, sli, r, scope)
 }
 
+// BucketSource measures a histogram SLI's per-bucket request counts
+// (collectors/prometheus' Client does).
+type BucketSource interface {
+	Buckets(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) ([]slo.Bucket, error)
+}
+
+// Buckets measures sli's latency distribution with the source it names.
+// A source that has no buckets (Elasticsearch, Tempo) is slo.ErrBadQuery.
+func (m *Mux) Buckets(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) ([]slo.Bucket, error) {
+	s, err := m.Source(sli)
+	if err != nil {
+		return nil, err
+	}
+	bs, ok := s.(BucketSource)
+	if !ok {
+		return nil, fmt.Errorf("the source of SLI %s measures no histogram buckets: %w", sli.Name, slo.ErrBadQuery)
+	}
+	return bs.Buckets(ctx, sli, r, scope)
+}
+
 // StatusError classifies a source's non-2xx answer to call, quoting the
 // source's reason: 429 and 5xx are slo.ErrUnavailable (it may work later),
 // 401 and 403 too (the credentials need fixing, not the SLI), any other

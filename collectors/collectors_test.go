@@ -74,3 +74,28 @@ func TestStatusError(t *testing.T) {
 		})
 	}
 }
+
+type bucketed struct{ named }
+
+func (bucketed) Buckets(context.Context, slo.SLI, slo.Range, slo.Scope) ([]slo.Bucket, error) {
+	return []slo.Bucket{{UpperBound: 1, Count: 3}}, nil
+}
+
+func TestMuxRoutesBuckets(t *testing.T) {
+	m := NewMux()
+	m.Handle(slo.SourcePrometheus, bucketed{"prom"})
+	m.Handle(slo.SourceElasticsearch, named("es"))
+	sli := func(t slo.SourceType) slo.SLI {
+		return slo.SLI{Name: "s", Total: &slo.Query{Source: t}, Good: &slo.Query{Source: t}}
+	}
+	got, err := m.Buckets(context.Background(), sli(slo.SourcePrometheus), slo.Range{}, nil)
+	if err != nil || len(got) != 1 || got[0].Count != 3 {
+		t.Errorf("a source with buckets: %v, %v", got, err)
+	}
+	if _, err := m.Buckets(context.Background(), sli(slo.SourceElasticsearch), slo.Range{}, nil); !errors.Is(err, slo.ErrBadQuery) {
+		t.Errorf("a source without buckets: err = %v, want a bad query", err)
+	}
+	if _, err := m.Buckets(context.Background(), sli(slo.SourceTempo), slo.Range{}, nil); !errors.Is(err, slo.ErrUnavailable) {
+		t.Errorf("a type nobody serves: err = %v, want unavailable", err)
+	}
+}

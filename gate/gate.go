@@ -196,6 +196,8 @@ type Check struct {
 	// DryRun is true when the check runs in dryRun mode: its verdict is
 	// recorded, not enforced.
 	DryRun bool `json:"dryRun,omitempty"`
+	// Latency is the canary-latency check's distribution comparison.
+	Latency *LatencyComparison `json:"latency,omitempty"`
 }
 
 // Sample is one side of a canary comparison.
@@ -540,6 +542,11 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 			}
 			if canary {
 				c := e.canaryCheck(ctx, o, policy, a.Version, a.Baseline, deploy, now)
+				c.DryRun = policy.DryRun(policy.Canary.Mode)
+				cs = append(cs, c)
+			}
+			if h, ok := o.SLI.Histogram(); ok && canary {
+				c := e.latencyCheck(ctx, o, h, policy, a.Version, a.Baseline, deploy, now)
 				c.DryRun = policy.DryRun(policy.Canary.Mode)
 				cs = append(cs, c)
 			}
