@@ -16,9 +16,9 @@ import (
 	"github.com/slogate/slogate/slo"
 )
 
-// ErrNoObjectives means a service has no objective measured from
-// Prometheus, so there is nothing to draw.
-var ErrNoObjectives = errors.New("no objectives measured from Prometheus")
+// ErrNoObjectives means a service has no objective, so there is nothing
+// to draw.
+var ErrNoObjectives = errors.New("no objectives")
 
 // DeployTag is the tag slogate puts, with the service's name, on the
 // Grafana annotations it posts for deploys; the dashboards show the
@@ -49,16 +49,11 @@ var (
 	invalidUID = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 )
 
-// GrafanaAll renders the dashboard of every service that has an objective
-// measured from Prometheus, keyed by service.
+// GrafanaAll renders the dashboard of every service, keyed by service.
 func GrafanaAll(set *slo.Set) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	objs, _ := prometheusObjectives(set)
 	var errs []error
 	for _, svc := range set.ServiceNames() {
-		if len(filterService(objs, svc)) == 0 {
-			continue
-		}
 		b, err := Grafana(set, svc)
 		if err != nil {
 			errs = append(errs, err)
@@ -90,7 +85,15 @@ func filterService(objs []slo.Objective, service string) []slo.Objective {
 func Grafana(set *slo.Set, service string) ([]byte, error) {
 	all, _ := prometheusObjectives(set)
 	objs := filterService(all, service)
-	if len(objs) == 0 {
+	// Objectives of other sources are drawn from slogate's exported
+	// series (exported.go).
+	var others []slo.Objective
+	for _, o := range set.ByService(service) {
+		if o.SLI.SourceType() != slo.SourcePrometheus {
+			others = append(others, o)
+		}
+	}
+	if len(objs) == 0 && len(others) == 0 {
 		return nil, fmt.Errorf("grafana dashboard of %q: %w", service, ErrNoObjectives)
 	}
 	var panels []any
@@ -103,6 +106,14 @@ func Grafana(set *slo.Set, service string) ([]byte, error) {
 			continue
 		}
 		ps, err := ob.panels(&id, &y)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where(o), err))
+			continue
+		}
+		panels = append(panels, ps...)
+	}
+	for _, o := range others {
+		ps, err := exportedPanels(o, &id, &y)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where(o), err))
 			continue

@@ -19,8 +19,8 @@ func TestGrafanaGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GrafanaAll: %v", err)
 	}
-	if len(dashboards) != 4 {
-		t.Errorf("got dashboards for %d services, want 4 (checkout, catalog, search, payments; shipping is measured from logs)", len(dashboards))
+	if len(dashboards) != 5 {
+		t.Errorf("got dashboards for %d services, want 5 (checkout, catalog, search, payments, and shipping from slogate's exported series)", len(dashboards))
 	}
 	for svc, b := range dashboards {
 		t.Run("the "+svc+" dashboard matches its golden file", func(t *testing.T) {
@@ -103,8 +103,16 @@ func TestGrafanaQueriesParseAndReadRecordedSeries(t *testing.T) {
 				t.Fatalf("not JSON: %v", err)
 			}
 			exprs := targets(t, dash, svc)
-			if want := 11 * len(set.ByService(svc)); len(exprs) != want {
-				t.Errorf("got %d queries, want %d (11 per objective)", len(exprs), want)
+			want := 0
+			for _, o := range set.ByService(svc) {
+				if o.SLI.SourceType() == slo.SourcePrometheus {
+					want += 11
+				} else {
+					want += 4
+				}
+			}
+			if len(exprs) != want {
+				t.Errorf("got %d queries, want %d (11 per Prometheus objective, 4 per other)", len(exprs), want)
 			}
 			for path, q := range exprs {
 				expr, err := slo.ParsePromQL(q)
@@ -117,12 +125,18 @@ func TestGrafanaQueriesParseAndReadRecordedSeries(t *testing.T) {
 					if !ok {
 						return nil
 					}
-					if !records[vs.Name] {
-						t.Errorf("%s: %s is not recorded by the rule file", path, vs.Name)
+					sloLabel, serviceLabel := LabelSLO, LabelService
+					switch vs.Name {
+					case ExportedBudgetRemaining, ExportedBurnRate, ExportedSLI:
+						sloLabel, serviceLabel = "slo", "service" // slogate's own series
+					default:
+						if !records[vs.Name] {
+							t.Errorf("%s: %s is not recorded by the rule file", path, vs.Name)
+						}
 					}
 					var scoped int
 					for _, m := range vs.LabelMatchers {
-						if (m.Name == LabelService && m.Value == svc) || m.Name == LabelSLO {
+						if (m.Name == serviceLabel && m.Value == svc) || m.Name == sloLabel {
 							scoped++
 						}
 					}
@@ -200,17 +214,49 @@ func TestGrafanaDashboardShape(t *testing.T) {
 }
 
 func TestGrafanaRefusesServicesWithNothingToDraw(t *testing.T) {
-	tests := map[string]string{
-		"a service without objectives has no dashboard": "nobody",
-		"a service measured from logs has no dashboard": "shipping",
+	if _, err := Grafana(fixture(t), "nobody"); !errors.Is(err, ErrNoObjectives) {
+		t.Errorf("err = %v, want ErrNoObjectives", err)
 	}
-	for name, svc := range tests {
-		t.Run(name, func(t *testing.T) {
-			_, err := Grafana(fixture(t), svc)
-			if !errors.Is(err, ErrNoObjectives) {
-				t.Errorf("err = %v, want ErrNoObjectives", err)
+}
+
+// TestAServiceMeasuredFromLogsIsDrawnFromSlogatesExportedSeries: an
+// Elasticsearch or Tempo SLO has no recording rules, so its row reads the
+// series slogate exports on /metrics.
+func TestAServiceMeasuredFromLogsIsDrawnFromSlogatesExportedSeries(t *testing.T) {
+	b, err := Grafana(fixture(t), "shipping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Type, Title string
+			Targets     []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if _, err := slo.ParsePromQL(tg.Expr); err != nil {
+				t.Errorf("panel %q: %q does not parse: %v", p.Title, tg.Expr, err)
 			}
-		})
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	all := strings.Join(exprs, "\n")
+	for _, metric := range []string{ExportedBudgetRemaining, ExportedBurnRate, ExportedSLI} {
+		if !strings.Contains(all, metric+`{service="shipping"`) {
+			t.Errorf("no panel reads %s of shipping:\n%s", metric, all)
+		}
+	}
+	all2, err := GrafanaAll(fixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := all2["shipping"]; !ok {
+		t.Error("GrafanaAll leaves out the service measured from logs")
 	}
 }
 
