@@ -161,12 +161,19 @@ func TestAgainstRealAlertmanager(t *testing.T) {
 			}
 			hook.waitFor(t, "firing", name, 10*time.Second)
 		}},
-		{"a re-send keeps the alert active past its first endsAt", func(t *testing.T) {
+		{"a re-send moves the alert's endsAt past its first one, and it stays active", func(t *testing.T) {
 			at := time.Now().UTC()
-			notify(t, alertEvent(name, true, false, at, start, at.Add(30*time.Second)))
-			time.Sleep(time.Until(firstEnd) + 500*time.Millisecond)
-			if got := active(t, am.URL, name); len(got) != 1 {
-				t.Fatalf("after the first endsAt, active alerts: %+v, want one", got)
+			newEnd := at.Add(30 * time.Second)
+			notify(t, alertEvent(name, true, false, at, start, newEnd))
+			// Alertmanager answers the re-send's endsAt at once: that it holds
+			// the later end is what keeps the alert active past firstEnd
+			// (no waiting for the clock to pass it).
+			got := active(t, am.URL, name)
+			if len(got) != 1 {
+				t.Fatalf("after the re-send, active alerts: %+v, want one", got)
+			}
+			if !got[0].EndsAt.After(firstEnd) || got[0].EndsAt.Sub(newEnd).Abs() > time.Second {
+				t.Fatalf("endsAt %s after the re-send, want %s (past the first endsAt %s)", got[0].EndsAt, newEnd, firstEnd)
 			}
 		}},
 		{"a resolution (endsAt now) reaches the receiver as resolved", func(t *testing.T) {
