@@ -68,6 +68,29 @@ func diffTuning(tolerance, alpha float64) float64 {
 	return (l + math.Log1p(l) + 2) / (scale * scale)
 }
 
+// diffBound is the boundary of a mixture of two normal mixtures: 9/10
+// tuned at vOpt (a difference about the tolerance), 1/10 at vOpt/100 (a
+// difference ten times as large, told apart in a hundredth of the
+// traffic), so that a grossly worse canary halts early too. A mixture of
+// test martingales is one: P(∃v: |S(v)| ≥ bound(v)) ≤ alpha still. It
+// is the |s| at which the mixture reaches 1/alpha, found by bisection on
+// s², where the mixture increases.
+func diffBound(v, vOpt, alpha float64) float64 {
+	r1, r2 := mixtureRho(vOpt, alpha), mixtureRho(vOpt/100, alpha)
+	const w1, w2 = 0.9, 0.1
+	logM := func(s2 float64) float64 {
+		return logSumExp(
+			math.Log(w1)+0.5*math.Log(r1/(v+r1))+s2/(2*(v+r1)),
+			math.Log(w2)+0.5*math.Log(r2/(v+r2))+s2/(2*(v+r2)))
+	}
+	level := math.Log(1 / alpha)
+	// Either component alone at 1/(w·alpha) is enough: an upper end.
+	hi := math.Min(
+		math.Pow(normalMixtureBound(v, r1, w1*alpha), 2),
+		math.Pow(normalMixtureBound(v, r2, w2*alpha), 2))
+	return math.Sqrt(bisect(logM, level, 0, hi))
+}
+
 // DiffCS is the canary's confidence sequence for d = p_c − p_b, the
 // difference of the canary's and the baseline's error ratios.
 //
@@ -92,12 +115,15 @@ func DiffCS(badC, nC, badB, nB, alpha, tolerance float64) (lo, hi float64) {
 		return -1, 1
 	}
 	pc, pb := badC/nC, badB/nB
-	tc, tb := (badC+1)/(nC+2), (badB+1)/(nB+2)
-	v := tc*(1-tc)/nC + tb*(1-tb)/nB
+	// Both sides' variances at the larger of the two regularised ratios:
+	// never below either side's own estimate, so a side that has seen few
+	// errors yet (a canary with none in its first 200 requests) does not
+	// make the interval too thin.
+	pv := math.Min(math.Max((badC+1)/(nC+2), (badB+1)/(nB+2)), 0.5)
+	v := pv * (1 - pv) * (1/nC + 1/nB)
 	tau := 1 / v
-	rho := mixtureRho(diffTuning(tolerance, alpha), alpha)
 	// |d̂ − d|·τ ≤ bound(τ)  ⇔  |d̂ − d| ≤ bound(τ)·V.
-	r := normalMixtureBound(tau, rho, alpha) * v
+	r := diffBound(tau, diffTuning(tolerance, alpha), alpha) * v
 	d := pc - pb
 	// NaN cannot arise from clamped counts; were it to, the interval is
 	// the widest one, which decides nothing.
