@@ -210,7 +210,8 @@ func runCells(b *testing.B, cells []simCell) {
 			fmt.Fprintf(&tbl, "%-44s %-18s %-7s | %7.1f%% %7.1f%% %9s | %7.1f%% %7.1f%%\n", c.name, rule.name, c.goal, 100*p.promote, 100*p.halt, med, 100*o.promote, 100*o.halt)
 		}
 	}
-	b.Log(tbl.String())
+	// Printed, not logged: a parent benchmark's log is not shown.
+	fmt.Print(tbl.String())
 	for _, c := range cells {
 		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
