@@ -19,14 +19,14 @@ const (
 	// normal-mixture confidence sequence for the difference of the
 	// canary's and the baseline's error ratios, indexed by the
 	// information 1/Var (Robbins' mixture; Howard, Ramdas, McAuliffe &
-	// Sekhon 2021, eq. (14) and Proposition 2; asymptotic validity with a
+	// Sekhon 2021, the normal mixture; asymptotic validity with a
 	// plug-in variance: Waudby-Smith et al., "Time-uniform central limit
 	// theory and asymptotic confidence sequences").
 	TestNormalMixtureCS = "normal-mixture-cs"
 	// TestBetaBinomialCS: the verification check. An exact confidence
 	// sequence for the new version's error ratio: the beta-binomial
 	// mixture likelihood ratio (Robbins 1970; Lai 1976; Howard et al.
-	// 2021, Section 3), valid at every look for Bernoulli events.
+	// 2021, conjugate mixtures), valid at every look for Bernoulli events.
 	TestBetaBinomialCS = "beta-binomial-cs"
 	// TestPointEstimate: a raw SLI (a ratio measured directly, no event
 	// counts) is judged on its point estimate; no sequential guarantee.
@@ -39,8 +39,8 @@ const (
 
 // mixtureRho is the precision ρ of the normal mixture that makes its
 // two-sided boundary tightest at intrinsic time vOpt for level alpha
-// (Howard et al. 2021, Section 3.5; the same choice as their confseq
-// library's TwoSidedNormalMixture::best_rho).
+// (Howard et al. 2021; the same choice as their confseq library's
+// TwoSidedNormalMixture::best_rho).
 func mixtureRho(vOpt, alpha float64) float64 {
 	l := 2 * math.Log(1/alpha)
 	return vOpt / (l + math.Log1p(l))
