@@ -95,14 +95,16 @@ func diffBound(v, vOpt, alpha float64) float64 {
 // difference of the canary's and the baseline's error ratios.
 //
 // "Time" is the information τ = 1/V with V = p̃_c(1−p̃_c)/n_c +
-// p̃_b(1−p̃_b)/n_b, the variance of the difference of the observed ratios.
+// p̃_b(1−p̃_b)/n_b, the variance of the difference of the observed ratios
+// (p̃ below).
 // Whatever the traffic of either side and however it changes (a canary
 // at 5 % then 50 % of the traffic), as long as both counts only grow,
 // Cov(d̂(s), d̂(t)) = V(t) for s before t, so (d̂ − d)·τ is, in the normal
 // limit, a Brownian motion in τ: the normal-mixture boundary then holds
-// at every τ at once, hence at every look. p̃ = (bad+1)/(n+2) (the
-// Agresti–Caffo pseudo-counts) keeps the variance positive at zero
-// errors; the centre is the observed difference.
+// at every τ at once, hence at every look. p̃ starts from
+// (bad+1)/(n+2) (the Agresti–Caffo pseudo-counts), which keeps the
+// variance positive at zero errors; the centre is the observed
+// difference.
 //
 // lo and hi are in [−1, 1]; P(∃ look: d < lo or d > hi) ≤ alpha (in the
 // normal limit). The latency comparison can use it per histogram bucket:
@@ -115,12 +117,23 @@ func DiffCS(badC, nC, badB, nB, alpha, tolerance float64) (lo, hi float64) {
 		return -1, 1
 	}
 	pc, pb := badC/nC, badB/nB
-	// Both sides' variances at the larger of the two regularised ratios:
-	// never below either side's own estimate, so a side that has seen few
-	// errors yet (a canary with none in its first 200 requests) does not
-	// make the interval too thin.
-	pv := math.Min(math.Max((badC+1)/(nC+2), (badB+1)/(nB+2)), 0.5)
-	v := pv * (1 - pv) * (1/nC + 1/nB)
+	// The variances are taken where the decision is made: at the
+	// tolerance, d = tolerance, the boundary between halt and pass. The
+	// canary's at max(its ratio, the baseline's + tolerance), the
+	// baseline's at max(its ratio, the canary's − tolerance): never below
+	// either side's own estimate, so a side that has seen few errors yet
+	// (a canary with one error in its first 1,000 requests, truly at
+	// 0.55 %) does not make the interval thin enough to pass it. Below
+	// the tolerance this overstates the variance (a slower pass), never
+	// understates it.
+	tol := tolerance
+	if !(tol > 0) {
+		tol = 0
+	}
+	tc, tb := (badC+1)/(nC+2), (badB+1)/(nB+2)
+	vc := math.Min(math.Max(tc, tb+tol), 0.5)
+	vb := math.Min(math.Max(tb, tc-tol), 0.5)
+	v := vc*(1-vc)/nC + vb*(1-vb)/nB
 	tau := 1 / v
 	// |d̂ − d|·τ ≤ bound(τ)  ⇔  |d̂ − d| ≤ bound(τ)·V.
 	r := diffBound(tau, diffTuning(tolerance, alpha), alpha) * v
