@@ -335,7 +335,7 @@ func (e *Engine) canaryCheck(ctx context.Context, o slo.Objective, p slo.GatePol
 		c.Test = TestNormalMixtureCS
 	}
 	c.Interval = &[2]float64{lo, hi}
-	level := fmt.Sprintf("%s anytime-valid", pct(cp.Confidence))
+	level := fmt.Sprintf("each bound %s anytime-valid", pct(cp.Confidence))
 	if e.fixedSample {
 		level = fmt.Sprintf("%s two-sided fixed-sample", pct(2*cp.Confidence-1))
 	}

@@ -15,9 +15,9 @@ import "math"
 
 // Test names shown in a check's answer (Check.Test).
 const (
-	// TestNormalMixtureCS: the canary comparison. A two-sided
-	// normal-mixture confidence sequence for the difference of the
-	// canary's and the baseline's error ratios, indexed by the
+	// TestNormalMixtureCS: the canary comparison. A normal-mixture
+	// confidence sequence for the difference of the canary's and the
+	// baseline's error ratios, each end one-sided, indexed by the
 	// information 1/Var (Robbins' mixture; Howard, Ramdas, McAuliffe &
 	// Sekhon 2021, the normal mixture; asymptotic validity with a
 	// plug-in variance: Waudby-Smith et al., "Time-uniform central limit
@@ -68,27 +68,37 @@ func diffTuning(tolerance, alpha float64) float64 {
 	return (l + math.Log1p(l) + 2) / (scale * scale)
 }
 
-// diffBound is the boundary of a mixture of two normal mixtures: 9/10
-// tuned at vOpt (a difference about the tolerance), 1/10 at vOpt/100 (a
-// difference ten times as large, told apart in a hundredth of the
-// traffic), so that a grossly worse canary halts early too. A mixture of
-// test martingales is one: P(∃v: |S(v)| ≥ bound(v)) ≤ alpha still. It
-// is the |s| at which the mixture reaches 1/alpha, found by bisection on
-// s², where the mixture increases.
+// oneSidedLogMixture is the log of the one-sided normal mixture
+// martingale: exp(λS − λ²v/2) mixed over λ ≥ 0 with a half-normal prior of
+// precision ρ, which is 2·sqrt(ρ/(v+ρ))·exp(S²/(2(v+ρ)))·Φ(S/sqrt(v+ρ))
+// (Howard et al. 2021; confseq's OneSidedNormalMixture). Valid for
+// S ≥ 0, where it increases with S.
+func oneSidedLogMixture(s, v, rho float64) float64 {
+	return 0.5*math.Log(4*rho/(v+rho)) + s*s/(2*(v+rho)) + math.Log(0.5*math.Erfc(-s/math.Sqrt(2*(v+rho))))
+}
+
+// diffBound is a one-sided boundary: P(∃v: S(v) ≥ bound(v)) ≤ alpha,
+// and by symmetry the same for −S, so each end of d̂ ± bound·V errs with
+// probability at most alpha, at every look at once. It is the s at which
+// a mixture of two one-sided normal mixtures reaches 1/alpha: 9/10 tuned
+// at vOpt (a difference about the tolerance), 1/10 at vOpt/100 (ten
+// times as large, told apart in a hundredth of the traffic), so that a
+// grossly worse canary halts early too. A mixture of test martingales is
+// one, so Ville's inequality still gives alpha. Found by bisection.
 func diffBound(v, vOpt, alpha float64) float64 {
-	r1, r2 := mixtureRho(vOpt, alpha), mixtureRho(vOpt/100, alpha)
+	// confseq tunes a one-sided mixture as a two-sided one at 2·alpha.
+	r1, r2 := mixtureRho(vOpt, 2*alpha), mixtureRho(vOpt/100, 2*alpha)
 	const w1, w2 = 0.9, 0.1
-	logM := func(s2 float64) float64 {
+	logM := func(s float64) float64 {
 		return logSumExp(
-			math.Log(w1)+0.5*math.Log(r1/(v+r1))+s2/(2*(v+r1)),
-			math.Log(w2)+0.5*math.Log(r2/(v+r2))+s2/(2*(v+r2)))
+			math.Log(w1)+oneSidedLogMixture(s, v, r1),
+			math.Log(w2)+oneSidedLogMixture(s, v, r2))
 	}
 	level := math.Log(1 / alpha)
-	// Either component alone at 1/(w·alpha) is enough: an upper end.
-	hi := math.Min(
-		math.Pow(normalMixtureBound(v, r1, w1*alpha), 2),
-		math.Pow(normalMixtureBound(v, r2, w2*alpha), 2))
-	return math.Sqrt(bisect(logM, level, 0, hi))
+	// For s ≥ 0 the one-sided mixture is at least the two-sided one, so
+	// either component's two-sided boundary at w·alpha is an upper end.
+	hi := math.Min(normalMixtureBound(v, r1, w1*alpha), normalMixtureBound(v, r2, w2*alpha))
+	return bisect(logM, level, 0, hi)
 }
 
 // DiffCS is the canary's confidence sequence for d = p_c − p_b, the
@@ -106,8 +116,10 @@ func diffBound(v, vOpt, alpha float64) float64 {
 // variance positive at zero errors; the centre is the observed
 // difference.
 //
-// lo and hi are in [−1, 1]; P(∃ look: d < lo or d > hi) ≤ alpha (in the
-// normal limit). The latency comparison can use it per histogram bucket:
+// lo and hi are in [−1, 1]; P(∃ look: d < lo) ≤ alpha and P(∃ look:
+// d > hi) ≤ alpha (in the normal limit): each end is a one-sided
+// anytime-valid bound at 1 − alpha, together a 1 − 2·alpha sequence.
+// With d at the tolerance, P(ever halt) ≤ alpha and P(ever pass) ≤ alpha. The latency comparison can use it per histogram bucket:
 // the shares of requests slower than each boundary, with alpha split over
 // the k−1 boundaries (Bonferroni).
 func DiffCS(badC, nC, badB, nB, alpha, tolerance float64) (lo, hi float64) {
