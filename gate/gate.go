@@ -191,7 +191,9 @@ type Check struct {
 	// Test names the statistical test behind the verdict
 	// (TestNormalMixtureCS, TestBetaBinomialCS, TestPointEstimate).
 	Test string `json:"test,omitempty"`
-	// Confidence is the level of Interval.
+	// Confidence is the level of each end of Interval: lo stays below the
+	// true figure at every look with at least this probability, and hi
+	// above it.
 	Confidence float64 `json:"confidence,omitempty"`
 	// Threshold is what Interval is compared with: the tolerance
 	// (canary) or maxBurnRate × (1 − target) (verification). Halt when
