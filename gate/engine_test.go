@@ -197,7 +197,7 @@ func TestPointInTimeAnswers(t *testing.T) {
 		"dep_1": {ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)},
 		"dep_2": {ID: "dep_2", Service: "checkout", Environment: "production", Version: "v3", PreviousVersion: "v2", StartedAt: now.Add(-5 * time.Minute)},
 	}
-	src := &rangeRecorder{traffic: traffic{versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0002}, "v3": {1, 0.0002}}}}
+	src := &rangeRecorder{traffic: traffic{versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}, "v3": {1, 0.0002}}}}
 	m, _ := NewMeasurer(src, MeasurerConfig{})
 	s := set(nil)
 	e, err := New(Config{Measurer: m, SLOs: func() *slo.Set { return s }, Deploys: deploys, CacheTTL: time.Minute, Clock: func() time.Time { return now }})
@@ -285,7 +285,7 @@ func (r *rangeRecorder) ends() []time.Time {
 // only, and keeps the real verdict beside the answer.
 func TestDryRuns(t *testing.T) {
 	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
-	burning := map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0063}} // v2 burns 6.3x
+	burning := map[string]vt{"v1": {100, 0.0002}, "v2": {10, 0.0063}} // v2 burns 6.3x, at least 3.8x at 95 %
 	tests := map[string]struct {
 		policy     func(*slo.GatePolicy)
 		versions   map[string]vt
@@ -300,7 +300,7 @@ func TestDryRuns(t *testing.T) {
 		"a dry-run budget check does not lift a verification halt": {
 			policy: func(p *slo.GatePolicy) { p.Budget.Mode = slo.ModeDryRun }, versions: burning, want: Halt},
 		"a dry-run policy with a healthy version carries no dry-run verdict": {
-			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0002}}, want: Promote},
+			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}}, want: Promote},
 		"a dry-run policy with its source down promotes and records the fault": {
 			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, srcErr: fmt.Errorf("down: %w", slo.ErrUnavailable), want: Promote, wantDryRun: Fault},
 	}

@@ -181,9 +181,24 @@ type Check struct {
 	MaxBurnRate     *float64 `json:"maxBurnRate,omitempty"`
 	BudgetRemaining *float64 `json:"budgetRemaining,omitempty"`
 	// Canary comparison figures.
-	Baseline *Sample     `json:"baseline,omitempty"`
-	Canary   *Sample     `json:"canary,omitempty"`
+	Baseline *Sample `json:"baseline,omitempty"`
+	Canary   *Sample `json:"canary,omitempty"`
+	// Interval is the test's confidence sequence at this look: the
+	// canary's minus the baseline's error ratio (canary), or the
+	// version's error ratio (verification). Each bound holds with
+	// Confidence at every look at once (docs/statistics.md).
 	Interval *[2]float64 `json:"interval,omitempty"`
+	// Test names the statistical test behind the verdict
+	// (TestNormalMixtureCS, TestBetaBinomialCS, TestPointEstimate).
+	Test string `json:"test,omitempty"`
+	// Confidence is the level of each end of Interval: lo stays below the
+	// true figure at every look with at least this probability, and hi
+	// above it.
+	Confidence float64 `json:"confidence,omitempty"`
+	// Threshold is what Interval is compared with: the tolerance
+	// (canary) or maxBurnRate × (1 − target) (verification). Halt when
+	// the whole interval is above it, pass when it is at or below it.
+	Threshold *float64 `json:"threshold,omitempty"`
 	// Query is the query that produced the figures, scope included.
 	Query string `json:"query,omitempty"`
 	// NoData is true when the verdict comes from missing data (the
@@ -288,6 +303,10 @@ type Engine struct {
 	logger  *slog.Logger
 	answers *prometheus.CounterVec
 	dryRuns *prometheus.CounterVec
+	// fixedSample selects the fixed-sample rules the canary and
+	// verification checks used before the anytime-valid tests (tests and
+	// the decision-quality benchmark only).
+	fixedSample bool
 }
 
 type cached struct {
@@ -512,7 +531,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 
 	budget := !policy.Budget.Disabled && req.wants(KindBudget)
 	verification := !policy.Verification.Disabled && a.Version != "" && req.wants(KindVerification)
-	canary := policy.Canary != nil && a.Version != "" && hasDeploy && req.wants(KindCanary)
+	canary := policy.Canary != nil && a.Version != "" && req.wants(KindCanary)
 
 	var override *Override
 	if budget && e.cfg.Overrides != nil {
@@ -541,7 +560,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 				cs = append(cs, c)
 			}
 			if canary {
-				c := e.canaryCheck(ctx, o, policy, a.Version, a.Baseline, deploy, now)
+				c := e.canaryCheck(ctx, o, policy, a.Version, a.Baseline, deploy, hasDeploy, now)
 				c.DryRun = policy.DryRun(policy.Canary.Mode)
 				cs = append(cs, c)
 			}

@@ -140,20 +140,23 @@ func TestDecisions(t *testing.T) {
 		want     Decision
 		reason   string
 	}{
-		// v2: 1 req/s for 20 min = 1,200 events, 0.63 % errors → burn 6.3.
+		// v2: 10 req/s for 20 min = 12,000 events, 0.63 % errors → burn
+		// 6.3, at least 4x at 95 % confidence.
 		"a canary burning its budget at 6.3x is halted": {
-			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0063}},
+			versions: map[string]vt{"v1": {100, 0.0002}, "v2": {10, 0.0063}},
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
 			deploys:  fakeDeploys{"dep_1": deploy}, want: Halt,
 			reason: "checkout-availability: version v2 burns budget at 6.3x since 11:40 (max 2x)",
 		},
+		// 12,000 events are enough to show a burn of 0.2x is below 2x at a
+		// 99.9 % target; 1,200 are not (0 errors in 1,200 allow 2.5x).
 		"a clean canary is promoted": {
-			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0002}},
+			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}},
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
 			deploys:  fakeDeploys{"dep_1": deploy}, want: Promote, reason: "all 2 checks pass",
 		},
 		"a version alone finds its deploy": {
-			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0002}},
+			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}},
 			req:      Request{Service: "checkout", Environment: "production", Version: "v2"},
 			deploys:  fakeDeploys{"dep_1": deploy}, want: Promote,
 		},
@@ -198,9 +201,9 @@ func TestDecisions(t *testing.T) {
 			req:      Request{Service: "checkout", Environment: "production", Version: "v3"},
 			deploys:  fakeDeploys{}, want: Halt, reason: "no deploy of version v3 is recorded",
 		},
-		// canary 1 % (1,200 events) vs baseline 0.02 % (12,000): clearly worse by > 0.5 %.
+		// canary 1.2 % vs baseline 0.02 %, 12,000 events each: clearly worse by > 0.5 %.
 		"a canary significantly worse than its baseline is halted": {
-			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.012}},
+			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.012}},
 			policy: func() *slo.GatePolicy {
 				// The fake's traffic is constant over 30 days, so v2's errors
 				// would spend the budget too: that check is off here.
@@ -213,7 +216,7 @@ func TestDecisions(t *testing.T) {
 			deploys: fakeDeploys{"dep_1": deploy}, want: Halt, reason: "worse by more than 0.5% at 95% confidence",
 		},
 		"a canary no worse than its baseline is promoted": {
-			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0002}},
+			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}},
 			policy:   canaryPolicy(),
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
 			deploys:  fakeDeploys{"dep_1": deploy}, want: Promote, reason: "all 3 checks pass",

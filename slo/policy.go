@@ -91,6 +91,14 @@ const (
 	DefaultMaxBurnRate  = 2
 	DefaultVersionLabel = "version"
 	DefaultConfidence   = 0.95
+	// DefaultTolerance is how much worse (absolute error ratio) a canary
+	// may be than its baseline when `canary: {}` gives none: half a
+	// percentage point. Zero would never let equal versions pass (no
+	// sample shows a difference of exactly 0 or less); 0.5 point is
+	// resolved within an hour at about 1,000 requests a minute per side
+	// with a 1 % baseline error ratio, and the verification check still
+	// holds the version to maxBurnRate on its own (docs/statistics.md).
+	DefaultTolerance = 0.005
 )
 
 // DefaultPolicy is the policy of a service that has SLOs but no GatePolicy:

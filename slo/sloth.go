@@ -263,7 +263,7 @@ func (d *document) gatePolicy() {
 		}
 	}
 	if c := spec.Canary; c != nil {
-		p.Canary = &CanaryPolicy{Tolerance: 0, Confidence: DefaultConfidence}
+		p.Canary = &CanaryPolicy{Tolerance: DefaultTolerance, Confidence: DefaultConfidence}
 		p.Canary.Mode = d.mode("spec.canary.mode", c.Mode)
 		if c.Tolerance != nil {
 			p.Canary.Tolerance = *c.Tolerance

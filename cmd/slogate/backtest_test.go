@@ -59,7 +59,7 @@ func TestPointInTimeAnswersAndBacktestsAgainstARealPrometheus(t *testing.T) {
 		om.Counter("http_requests", append(append(
 			testenv.Requests("http_requests", labels("v1"), start, time.Minute, testenv.Phase{Until: now, Rate: 10, ErrorRatio: 0.0002}),
 			testenv.Requests("http_requests", labels("v2"), start, time.Minute,
-				testenv.Phase{Until: good, Rate: 0}, testenv.Phase{Until: now, Rate: 2, ErrorRatio: 0.0002})...),
+				testenv.Phase{Until: good, Rate: 0}, testenv.Phase{Until: now, Rate: 20, ErrorRatio: 0.0002})...),
 			testenv.Requests("http_requests", labels("v3"), start, time.Minute,
 				testenv.Phase{Until: bad, Rate: 0}, testenv.Phase{Until: bad.Add(time.Hour), Rate: 2, ErrorRatio: 0.02},
 				testenv.Phase{Until: now, Rate: 0})...)...)
@@ -127,8 +127,10 @@ auth:
 			want   string
 			reason string
 		}{
-			"v3 five minutes in waits for minDuration": {
-				q: url.Values{"deployId": {ids["shop/v3"]}, "at": {bad.Add(5 * time.Minute).Format(time.RFC3339)}}, want: "wait", reason: "elapsed"},
+			// (Five minutes in, its 2 % errors already halt it: the
+			// anytime-valid verification may halt before minDuration.)
+			"v3 thirty seconds in waits": {
+				q: url.Values{"deployId": {ids["shop/v3"]}, "at": {bad.Add(30 * time.Second).Format(time.RFC3339)}}, want: "wait", reason: "elapsed"},
 			"v3 thirty minutes in is halted": {
 				q: url.Values{"deployId": {ids["shop/v3"]}, "at": {bad.Add(30 * time.Minute).Format(time.RFC3339)}}, want: "halt", reason: "burns budget"},
 			"v2 an hour in is promoted": {
@@ -182,7 +184,7 @@ auth:
 			minAfter, maxAfter          float64
 		}{
 			"shop/v2":   {decision: "promote", agreement: "agree", minAfter: 10, maxAfter: 20},
-			"shop/v3":   {decision: "halt", agreement: "agree", minAfter: 10, maxAfter: 20},
+			"shop/v3":   {decision: "halt", agreement: "agree", minAfter: 1, maxAfter: 20},
 			"basket/v2": {decision: "promote", agreement: "agree", minAfter: 10, maxAfter: 20},
 			"basket/v3": {decision: "promote", dryRun: "halt", agreement: "agree", minAfter: 1, maxAfter: 20},
 		}
