@@ -172,9 +172,13 @@ const maxShownEValue = 1e12
 // at some bucket bound, pass after minDuration and minEvents without such
 // a shift, wait before. Differing bucket bounds, missing buckets and
 // failed sources are no data.
-func (e *Engine) latencyCheck(ctx context.Context, o slo.Objective, h slo.Histogram, p slo.GatePolicy, version, baseline string, d Deploy, now time.Time) Check {
+func (e *Engine) latencyCheck(ctx context.Context, o slo.Objective, h slo.Histogram, p slo.GatePolicy, version, baseline string, d Deploy, hasDeploy bool, now time.Time) Check {
 	cp := *p.Canary
 	c := Check{Kind: KindCanaryLatency, SLO: o.Name, Target: o.Target}
+	if !hasDeploy {
+		// A configured check that cannot run is no data, never absent.
+		return noData(c, p, fmt.Sprintf("no deploy of version %s is recorded for %s: the latencies cannot be compared since it began", version, o.Service))
+	}
 	if baseline == "" || baseline == version {
 		return noData(c, p, fmt.Sprintf("no baseline version to compare the latency of %s with: give baselineVersion, or record the deploy with previousVersion", version))
 	}

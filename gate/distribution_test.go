@@ -415,3 +415,24 @@ func (*blockingBuckets) Buckets(ctx context.Context, _ slo.SLI, _ slo.Range, _ s
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
+
+// A version with no recorded deploy has no start to compare latencies
+// from: the latency check is no data, never measured from time zero.
+func TestLatencyCheckWithoutADeployIsNoData(t *testing.T) {
+	src := &histograms{traffic: traffic{versions: map[string]vt{"v1": {10, 0.01}, "v2": {1, 0.01}}},
+		perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(baseDist, 60)}}
+	e := engine(t, src, latencySet(canaryPolicy()), fakeDeploys{}, nil)
+	a, err := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", Version: "v2", BaselineVersion: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range a.Checks {
+		if c.Kind == KindCanaryLatency {
+			if !c.NoData || c.Verdict == Pass || !strings.Contains(c.Reason, "no deploy of version v2") {
+				t.Errorf("%s: %s", c.Verdict, c.Reason)
+			}
+			return
+		}
+	}
+	t.Fatal("no canary-latency check")
+}

@@ -565,7 +565,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 				cs = append(cs, c)
 			}
 			if h, ok := o.SLI.Histogram(); ok && canary {
-				c := e.latencyCheck(ctx, o, h, policy, a.Version, a.Baseline, deploy, now)
+				c := e.latencyCheck(ctx, o, h, policy, a.Version, a.Baseline, deploy, hasDeploy, now)
 				c.DryRun = policy.DryRun(policy.Canary.Mode)
 				cs = append(cs, c)
 			}
