@@ -3,6 +3,8 @@ package gate
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +16,10 @@ import (
 
 func TestBoardRunsExportsAndForgetsRemovedSLOs(t *testing.T) {
 	src := &traffic{versions: map[string]vt{"v1": {10, 0.02}}}
-	m, _ := NewMeasurer(src, MeasurerConfig{})
+	m, err := NewMeasurer(src, MeasurerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := set(nil)
 	reg := prometheus.NewRegistry()
 	var seen []slo.Status
@@ -57,20 +62,47 @@ slogate_slo_alert_firing{service="checkout",severity="ticket",slo="checkout-avai
 	}
 }
 
+// heldSource signals when a measurement has begun and holds every
+// measurement until released.
+type heldSource struct {
+	traffic
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (h *heldSource) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) (slo.Counts, error) {
+	h.once.Do(func() { close(h.entered) })
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return slo.Counts{}, ctx.Err()
+	}
+	return h.traffic.Counts(ctx, sli, r, scope)
+}
+
 func TestBoardSkipsOverlappingRunsAndFollowers(t *testing.T) {
-	src := &traffic{versions: map[string]vt{"v1": {10, 0}}, delay: 100 * time.Millisecond}
-	m, _ := NewMeasurer(src, MeasurerConfig{})
+	src := &heldSource{traffic: traffic{versions: map[string]vt{"v1": {10, 0}}}, entered: make(chan struct{}), release: make(chan struct{})}
+	m, err := NewMeasurer(src, MeasurerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := set(nil)
 	reg := prometheus.NewRegistry()
-	leader := true
-	b, _ := NewBoard(BoardConfig{Measurer: m, SLOs: func() *slo.Set { return s }, Registry: reg,
-		Leader: func(context.Context) bool { return leader }})
+	var leader atomic.Bool
+	leader.Store(true)
+	b, err := NewBoard(BoardConfig{Measurer: m, SLOs: func() *slo.Set { return s }, Registry: reg,
+		Leader: func(context.Context) bool { return leader.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() { b.Run(context.Background()); close(done) }()
-	time.Sleep(20 * time.Millisecond)
+	<-src.entered // the first run is measuring: a second one overlaps it
 	b.Run(context.Background())
+	close(src.release)
 	<-done
-	leader = false
+	leader.Store(false)
 	b.Run(context.Background())
 	for outcome, want := range map[string]float64{"ok": 1, "skipped_overlap": 1, "skipped_follower": 1} {
 		if got := testutil.ToFloat64(b.metrics.runs.WithLabelValues(outcome)); got != want {

@@ -281,14 +281,27 @@ func TestUnknownServiceAndDeploy(t *testing.T) {
 }
 
 func TestIdenticalConcurrentAsksAreEvaluatedOnce(t *testing.T) {
-	src := &traffic{versions: map[string]vt{"v1": {10, 0.0002}}, delay: 50 * time.Millisecond}
-	e := engine(t, src, set(nil), nil, nil)
+	// The source holds the evaluation until every asker has started: the
+	// ones that arrive while it runs join it, any later one finds its
+	// answer in the cache. No sleep decides the outcome.
+	src := &heldSource{traffic: traffic{versions: map[string]vt{"v1": {10, 0.0002}}}, entered: make(chan struct{}), release: make(chan struct{})}
+	m, err := NewMeasurer(src, MeasurerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := set(nil)
+	e, err := New(Config{Measurer: m, SLOs: func() *slo.Set { return s }, CacheTTL: time.Hour, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var evals atomic.Int64
 	e.OnEvaluate(func() { evals.Add(1) })
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	ids := make([]string, 100)
+	started.Add(100)
 	for i := range 100 {
 		wg.Go(func() {
+			started.Done()
 			a, err := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production"})
 			if err != nil {
 				t.Error(err)
@@ -296,6 +309,9 @@ func TestIdenticalConcurrentAsksAreEvaluatedOnce(t *testing.T) {
 			ids[i] = a.EvaluationID
 		})
 	}
+	started.Wait()
+	<-src.entered
+	close(src.release)
 	wg.Wait()
 	if n := evals.Load(); n != 1 {
 		t.Errorf("100 identical asks ran %d evaluations, want 1", n)
@@ -310,25 +326,36 @@ func TestIdenticalConcurrentAsksAreEvaluatedOnce(t *testing.T) {
 func TestAnswersAreCachedForTheTTL(t *testing.T) {
 	src := &traffic{versions: map[string]vt{"v1": {10, 0.0002}}}
 	clock := now
-	m, _ := NewMeasurer(src, MeasurerConfig{})
+	m, err := NewMeasurer(src, MeasurerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := set(nil)
 	e, err := New(Config{Measurer: m, SLOs: func() *slo.Set { return s }, CacheTTL: 10 * time.Second, Clock: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	req := Request{Service: "checkout", Environment: "production"}
-	first, _ := e.Evaluate(context.Background(), req)
-	second, _ := e.Evaluate(context.Background(), req)
+	ask := func() Answer {
+		t.Helper()
+		a, err := e.Evaluate(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	first := ask()
+	second := ask()
 	if !second.Cached || second.EvaluationID != first.EvaluationID || first.Cached {
 		t.Errorf("second ask within the TTL: cached=%v id %s vs %s", second.Cached, second.EvaluationID, first.EvaluationID)
 	}
 	clock = clock.Add(11 * time.Second)
-	third, _ := e.Evaluate(context.Background(), req)
+	third := ask()
 	if third.Cached || third.EvaluationID == first.EvaluationID {
 		t.Errorf("ask after the TTL was served from cache")
 	}
 	e.Invalidate("checkout", "production")
-	fourth, _ := e.Evaluate(context.Background(), req)
+	fourth := ask()
 	if fourth.Cached {
 		t.Errorf("ask after Invalidate was served from cache")
 	}
@@ -339,17 +366,25 @@ func TestDiffInterval(t *testing.T) {
 		badC, nC, badB, nB float64
 		wantLoAbove        float64
 		wantHiBelow        float64
+		wantWidthAbove     float64
+		wantHoldsZero      bool
 	}{
 		"equal large samples centre on zero":  {badC: 10, nC: 10000, badB: 10, nB: 10000, wantLoAbove: -0.001, wantHiBelow: 0.001},
 		"a canary ten times worse is above 0": {badC: 100, nC: 10000, badB: 10, nB: 10000, wantLoAbove: 0.006, wantHiBelow: 0.012},
 		"zero errors on both stays near zero": {badC: 0, nC: 5000, badB: 0, nB: 5000, wantLoAbove: -0.001, wantHiBelow: 0.001},
-		"tiny samples give a wide interval":   {badC: 1, nC: 10, badB: 0, nB: 10, wantLoAbove: -0.3, wantHiBelow: 0.5},
+		"tiny samples give a wide interval":   {badC: 1, nC: 10, badB: 0, nB: 10, wantLoAbove: -0.3, wantHiBelow: 0.5, wantWidthAbove: 0.3, wantHoldsZero: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			lo, hi := diffInterval(tc.badC, tc.nC, tc.badB, tc.nB, 0.95)
 			if lo < tc.wantLoAbove || hi > tc.wantHiBelow || lo > hi {
 				t.Errorf("interval [%v, %v], want within [%v, %v]", lo, hi, tc.wantLoAbove, tc.wantHiBelow)
+			}
+			if hi-lo <= tc.wantWidthAbove {
+				t.Errorf("interval [%v, %v] is %v wide, want more than %v", lo, hi, hi-lo, tc.wantWidthAbove)
+			}
+			if tc.wantHoldsZero && !(lo < 0 && 0 < hi) {
+				t.Errorf("interval [%v, %v] does not hold 0: 1 error in 10 cannot be told from 0 in 10", lo, hi)
 			}
 		})
 	}
