@@ -231,10 +231,18 @@ func TestDispatcherDelivery(t *testing.T) {
 			h := &harness{}
 			box := newFakeOutbox()
 			box.claimErr = errors.New("database is locked")
+			box.claimFailed = make(chan struct{})
 			h = startDispatcher(t, DispatcherConfig{Notifiers: []Notifier{n}, Outbox: box})
 			h.outbox = box
 			h.send(t, keyed("later", t0))
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-box.claimFailed: // a claim really failed
+			case <-time.After(10 * time.Second):
+				t.Fatal("the dispatcher never tried to claim")
+			}
+			if box.undelivered() != 1 {
+				t.Fatal("delivered while the outbox refused every claim")
+			}
 			box.mu.Lock()
 			box.claimErr = nil
 			box.mu.Unlock()

@@ -37,8 +37,12 @@ type fakeOutbox struct {
 	list     []*fakeMsg // by id
 	byKey    map[string]int64
 	claimErr error
-	failed   []failure // every MarkFailed, in order
-	now      func() time.Time
+	// claimFailed, when set, is closed at the first claim refused with
+	// claimErr.
+	claimFailed chan struct{}
+	failedOnce  sync.Once
+	failed      []failure // every MarkFailed, in order
+	now         func() time.Time
 }
 
 type fakeMsg struct {
@@ -83,6 +87,9 @@ func (o *fakeOutbox) ClaimOutbox(_ context.Context, peer string, limit int, leas
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.claimErr != nil {
+		if o.claimFailed != nil {
+			o.failedOnce.Do(func() { close(o.claimFailed) })
+		}
 		return nil, o.claimErr
 	}
 	// The limit earliest due (by next attempt, then id), without sorting
