@@ -76,6 +76,7 @@ func FuzzDecodeGate(f *testing.F) {
 	f.Add(`{"service":"checkout"}`)
 	f.Add(`{"service":"\u0000","environment":" "}`)
 	f.Add(`{"service":"checkout","environment":"production"} x`)
+	f.Add(`{"service":"checkout","environment":"production","version":"v\u0007","baselineVersion":"v1\n"}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		var r gateRequest
 		if !decodeFuzzed(t, body, &r) {
