@@ -1,6 +1,30 @@
 package slo
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
-func describeGroup(b *strings.Builder, o Objective)     {}
-func describeThreshold(b *strings.Builder, o Objective) {}
+func describeGroup(b *strings.Builder, o Objective) {
+	if len(o.GroupBy) > 0 {
+		fmt.Fprintf(b, "  groupBy: %s (maxGroups %d)\n", strings.Join(o.GroupBy, ","), o.MaxGroups)
+	}
+}
+
+func describeThreshold(b *strings.Builder, o Objective) {
+	if t := o.Threshold; t != nil {
+		fmt.Fprintf(b, "  threshold: %s on %s %q windowed=%v\n", t, t.Metric.Source, t.Metric.PromQL, t.Metric.Windowed)
+	}
+	if s := o.TimeSlice; s.Window != 0 {
+		fmt.Fprintf(b, "  timeSlice: %s", FormatDuration(s.Window))
+		if s.Op != "" {
+			fmt.Fprintf(b, " good when ratio %s %v", s.Op, s.Target)
+		}
+		b.WriteString("\n")
+	}
+	if s := o.SliceSLI; s != nil {
+		for _, q := range s.Queries() {
+			fmt.Fprintf(b, "  sliceSLI: %s %q\n", q.Source, q.PromQL)
+		}
+	}
+}

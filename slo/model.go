@@ -42,9 +42,19 @@ type Objective struct {
 	// Target is the fraction of good events wanted, in (0,1).
 	Target float64
 	Window Window
-	// Budgeting is the budgeting method; only Occurrences is supported.
+	// Budgeting is the budgeting method: Occurrences, Timeslices or
+	// RatioTimeslices (threshold.go).
 	Budgeting string
 	SLI       SLI
+	// Threshold, TimeSlice and SliceSLI describe a threshold or
+	// time-slice objective (threshold.go); SLI is then compiled from them.
+	Threshold *Threshold
+	TimeSlice TimeSlice
+	SliceSLI  *SLI
+	// GroupBy lists the labels the objective is evaluated per value of
+	// (group.go); MaxGroups bounds the values.
+	GroupBy   []string
+	MaxGroups int
 	Alerting  Alerting
 	Labels    map[string]string
 	// Format is the file format the objective came from: "openslo" or "sloth".
@@ -104,17 +114,20 @@ type SLI struct {
 	Total   *Query
 	Raw     *Query
 	RawType RawType
-	Pos     Position
+	// Metric is an OpenSLO thresholdMetric: a number per time slice
+	// (threshold.go).
+	Metric *Query
+	Pos    Position
 }
 
 // IsRaw reports whether the SLI is a directly measured ratio.
 func (s SLI) IsRaw() bool { return s.Raw != nil }
 
-// Queries returns the SLI's queries, in a fixed order (good, bad, total, raw),
+// Queries returns the SLI's queries, in a fixed order (good, bad, total, raw, metric),
 // skipping absent ones.
 func (s SLI) Queries() []*Query {
 	var out []*Query
-	for _, q := range []*Query{s.Good, s.Bad, s.Total, s.Raw} {
+	for _, q := range []*Query{s.Good, s.Bad, s.Total, s.Raw, s.Metric} {
 		if q != nil {
 			out = append(out, q)
 		}

@@ -176,6 +176,11 @@ type rawSLO struct {
 	refPos       Position
 	policies     []string
 	policyPos    []Position
+	// objective is the OpenSLO objective the SLO came from, read once its
+	// SLI is known (threshold.go).
+	objective     *osObjective
+	objectivePath string
+	doc           *document
 }
 
 type rawSLI struct {
@@ -280,13 +285,12 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		d.errorf("spec.service", "required")
 	}
 	switch spec.BudgetingMethod {
-	case "Occurrences":
+	case BudgetOccurrences, BudgetTimeslices, BudgetRatioTimeslices:
+		r.obj.Budgeting = spec.BudgetingMethod
 	case "":
-		d.errorf("spec.budgetingMethod", "required: Occurrences")
-	case "Timeslices", "RatioTimeslices":
-		d.errorf("spec.budgetingMethod", "%s is not supported yet: use Occurrences", spec.BudgetingMethod)
+		d.errorf("spec.budgetingMethod", "required: Occurrences, Timeslices or RatioTimeslices")
 	default:
-		d.errorf("spec.budgetingMethod", "unknown budgeting method %q (want Occurrences)", spec.BudgetingMethod)
+		d.errorf("spec.budgetingMethod", "unknown budgeting method %q (want Occurrences, Timeslices or RatioTimeslices)", spec.BudgetingMethod)
 	}
 	r.obj.Window, _ = d.timeWindow(spec.TimeWindow, "spec.timeWindow")
 	switch {
@@ -374,18 +378,13 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		default:
 			d.errorf(path+".target", "required: the fraction of good events wanted, in (0,1), e.g. 0.999")
 		}
-		if o.TimeSliceTarget != nil || o.TimeSliceWindow != "" {
-			d.errorf(path+".timeSliceTarget", "time slices are not supported yet: use budgetingMethod Occurrences")
-		}
-		if o.Op != "" || o.Value != nil {
-			d.errorf(path+".op", "threshold objectives (op/value) are not supported yet: use a ratioMetric SLI")
-		}
 		if o.Indicator != nil || o.IndicatorRef != "" {
 			d.errorf(path+".indicatorRef", "composite SLOs are not supported yet")
 		}
 		if named && d.l.declare("SLO", obj.Name, obj.Pos, "metadata.name") {
 			rr := *r
 			rr.obj = obj
+			rr.objective, rr.objectivePath, rr.doc = &spec.Objectives[i], path, d
 			d.l.slos = append(d.l.slos, &rr)
 		}
 	}
@@ -488,9 +487,14 @@ func (d *document) timeWindow(tws []osTimeWindow, path string) (Window, bool) {
 // metricSourceRefs are resolved to their DataSource's type.
 func (d *document) sli(name string, spec *osSLISpec, path string) (*rawSLI, bool) {
 	r := &rawSLI{sli: SLI{Name: name, Pos: d.pos(path)}}
-	if spec.ThresholdMetric != nil {
-		d.errorf(path+".thresholdMetric", "threshold SLIs are not supported yet: use ratioMetric")
-		return nil, false
+	if tm := spec.ThresholdMetric; tm != nil {
+		if spec.RatioMetric != nil {
+			d.errorf(path+".ratioMetric", "give either thresholdMetric or ratioMetric, not both")
+			return nil, false
+		}
+		q, ok := d.metric(tm, path+".thresholdMetric", false)
+		r.sli.Metric = q
+		return r, ok
 	}
 	rm := spec.RatioMetric
 	if rm == nil {
@@ -742,6 +746,7 @@ func (l *loader) resolve() {
 			l.add(obj.SLI.Pos, "ratioMetric", "%v", err)
 			continue
 		}
+		l.osSlices(r, &obj)
 		for i, name := range r.policies {
 			if _, ok := l.policies[name]; !ok {
 				l.add(r.policyPos[i], "spec.alertPolicies", "no AlertPolicy named %q", name)
