@@ -18,7 +18,8 @@ import (
 //     meets op value (threshold), or when the slice's good ratio meets
 //     op timeSliceTarget (Timeslices on a ratio);
 //   - the SLI over a window is the share of good slices in it:
-//     avg_over_time((slice good, 0 or 1)[window:slice]); slices without
+//     avg_over_time((slice good, 0 or 1)[window−1ms:slice]) (the window
+//     holds window/slice slices on every Prometheus version); slices without
 //     data (no series, NaN) are left out, neither good nor bad;
 //   - RatioTimeslices: the SLI is the average of the slices' good ratios.
 //
@@ -140,7 +141,7 @@ func (o *Objective) compileSlices() (string, error) {
 	if strings.Contains(inner, windowMarker) {
 		return "query", fmt.Errorf("a slice query must not contain %q once its window is set", windowMarker)
 	}
-	text := fmt.Sprintf("avg_over_time((%s)[{{.window}}:%s])", inner, PromDuration(s))
+	text := fmt.Sprintf("avg_over_time((%s)[{{.sliceRange}}:%s])", inner, PromDuration(s))
 	q := &Query{Source: SourcePrometheus, DataSource: from.DataSource, PromQL: text, Windowed: true, AllowPartial: from.AllowPartial, Pos: from.Pos}
 	if err := CheckPromQL(q); err != nil {
 		return "query", err
@@ -246,4 +247,12 @@ func (l *loader) osSlices(r *rawSLO, o *Objective) {
 	if field, err := o.compileSlices(); err != nil {
 		bad(field, "%v", err)
 	}
+}
+
+// DisplayNameOr is the objective's display name, else its name.
+func (o Objective) DisplayNameOr() string {
+	if o.DisplayName != "" {
+		return o.DisplayName
+	}
+	return o.Name
 }
