@@ -12,6 +12,9 @@ func describeGroup(b *strings.Builder, o Objective) {
 }
 
 func describeThreshold(b *strings.Builder, o Objective) {
+	if o.CompositeWeight != 0 {
+		fmt.Fprintf(b, "  compositeWeight: %v\n", o.CompositeWeight)
+	}
 	if t := o.Threshold; t != nil {
 		fmt.Fprintf(b, "  threshold: %s on %s %q windowed=%v\n", t, t.Metric.Source, t.Metric.PromQL, t.Metric.Windowed)
 	}

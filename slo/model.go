@@ -55,6 +55,9 @@ type Objective struct {
 	// (group.go); MaxGroups bounds the values.
 	GroupBy   []string
 	MaxGroups int
+	// CompositeWeight is the OpenSLO compositeWeight of a composite part
+	// (0 when not given).
+	CompositeWeight float64
 	Alerting  Alerting
 	Labels    map[string]string
 	// Format is the file format the objective came from: "openslo" or "sloth".

@@ -61,9 +61,7 @@ type osObjective struct {
 	TargetPercent   *float64 `yaml:"targetPercent"`
 	TimeSliceTarget *float64 `yaml:"timeSliceTarget"`
 	TimeSliceWindow string   `yaml:"timeSliceWindow"`
-	Indicator       *struct {
-		Metadata osMetadata `yaml:"metadata"`
-	} `yaml:"indicator"`
+	Indicator       *osInlineSLI `yaml:"indicator"`
 	IndicatorRef    string   `yaml:"indicatorRef"`
 	CompositeWeight *float64 `yaml:"compositeWeight"`
 }
@@ -311,7 +309,13 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		r.indicatorRef = spec.IndicatorRef
 		r.refPos = d.pos("spec.indicatorRef")
 	default:
-		d.errorf("spec", "indicator or indicatorRef is required")
+		own := len(spec.Objectives) > 0
+		for _, o := range spec.Objectives {
+			own = own && (o.Indicator != nil || o.IndicatorRef != "")
+		}
+		if !own {
+			d.errorf("spec", "indicator or indicatorRef is required (or one on every objective, a composite SLO)")
+		}
 	}
 	for i, ap := range spec.AlertPolicies {
 		path := fmt.Sprintf("spec.alertPolicies[%d]", i)
@@ -378,11 +382,11 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		default:
 			d.errorf(path+".target", "required: the fraction of good events wanted, in (0,1), e.g. 0.999")
 		}
-		if o.Indicator != nil || o.IndicatorRef != "" {
-			d.errorf(path+".indicatorRef", "composite SLOs are not supported yet")
+		rr := *r
+		if !d.compositePart(&rr, &obj, &spec.Objectives[i], spec, path) {
+			continue
 		}
 		if named && d.l.declare("SLO", obj.Name, obj.Pos, "metadata.name") {
-			rr := *r
 			rr.obj = obj
 			rr.objective, rr.objectivePath, rr.doc = &spec.Objectives[i], path, d
 			d.l.slos = append(d.l.slos, &rr)

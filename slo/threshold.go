@@ -256,3 +256,47 @@ func (o Objective) DisplayNameOr() string {
 	}
 	return o.Name
 }
+
+// compositePart reads an objective's own indicator or indicatorRef (an
+// OpenSLO composite SLO): the objective is measured, budgeted and gated
+// on that SLI, as an SLO of its own. compositeWeight is kept
+// (Objective.CompositeWeight); the gate halts when any part halts, which
+// no weighting can loosen, and no weighted composite figure is computed.
+func (d *document) compositePart(r *rawSLO, obj *Objective, o *osObjective, spec *osSLOSpec, path string) bool {
+	if o.CompositeWeight != nil {
+		if !(*o.CompositeWeight > 0) {
+			d.errorf(path+".compositeWeight", "must be positive, got %v", *o.CompositeWeight)
+			return false
+		}
+		obj.CompositeWeight = *o.CompositeWeight
+	}
+	switch {
+	case o.Indicator == nil && o.IndicatorRef == "":
+		if o.CompositeWeight != nil {
+			d.errorf(path+".compositeWeight", "a composite part needs its own indicator or indicatorRef")
+			return false
+		}
+		return true
+	case o.Indicator != nil && o.IndicatorRef != "":
+		d.errorf(path+".indicatorRef", "give either indicator or indicatorRef, not both")
+		return false
+	case spec.Indicator != nil || spec.IndicatorRef != "":
+		d.errorf(path+".indicatorRef", "an objective with its own indicator is a composite part: the SLO then takes no spec.indicator or spec.indicatorRef")
+		return false
+	case o.IndicatorRef != "":
+		r.indicator, r.indicatorRef, r.refPos = nil, o.IndicatorRef, d.pos(path+".indicatorRef")
+	default:
+		name := o.Indicator.Metadata.Name
+		if name == "" {
+			name = obj.Name
+		}
+		sli, ok := d.sli(name, &o.Indicator.Spec, path+".indicator.spec")
+		if !ok {
+			return false
+		}
+		key := "\x00inline/" + d.file + "/" + obj.Name
+		d.l.slis[key] = sli
+		r.indicator, r.indicatorRef = &sli.sli, key
+	}
+	return true
+}
