@@ -58,8 +58,8 @@ type Objective struct {
 	// CompositeWeight is the OpenSLO compositeWeight of a composite part
 	// (0 when not given).
 	CompositeWeight float64
-	Alerting  Alerting
-	Labels    map[string]string
+	Alerting        Alerting
+	Labels          map[string]string
 	// Format is the file format the objective came from: "openslo" or "sloth".
 	Format string
 	Pos    Position

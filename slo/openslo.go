@@ -54,16 +54,16 @@ type osTimeWindow struct {
 }
 
 type osObjective struct {
-	DisplayName     string   `yaml:"displayName"`
-	Op              string   `yaml:"op"`
-	Value           *float64 `yaml:"value"`
-	Target          *float64 `yaml:"target"`
-	TargetPercent   *float64 `yaml:"targetPercent"`
-	TimeSliceTarget *float64 `yaml:"timeSliceTarget"`
-	TimeSliceWindow string   `yaml:"timeSliceWindow"`
+	DisplayName     string       `yaml:"displayName"`
+	Op              string       `yaml:"op"`
+	Value           *float64     `yaml:"value"`
+	Target          *float64     `yaml:"target"`
+	TargetPercent   *float64     `yaml:"targetPercent"`
+	TimeSliceTarget *float64     `yaml:"timeSliceTarget"`
+	TimeSliceWindow string       `yaml:"timeSliceWindow"`
 	Indicator       *osInlineSLI `yaml:"indicator"`
-	IndicatorRef    string   `yaml:"indicatorRef"`
-	CompositeWeight *float64 `yaml:"compositeWeight"`
+	IndicatorRef    string       `yaml:"indicatorRef"`
+	CompositeWeight *float64     `yaml:"compositeWeight"`
 }
 
 type osSLISpec struct {
