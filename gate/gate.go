@@ -548,6 +548,10 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 		}
 	}
 
+	objs, unexpanded := e.cfg.Measurer.Expand(ctx, objs, now) // group.go
+	for _, u := range unexpanded {
+		a.Checks = append(a.Checks, unexpandedCheck(u, policy))
+	}
 	checks := make([][]Check, len(objs))
 	var wg sync.WaitGroup
 	for i, o := range objs {

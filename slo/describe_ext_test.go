@@ -3,11 +3,18 @@ package slo
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 func describeGroup(b *strings.Builder, o Objective) {
 	if len(o.GroupBy) > 0 {
 		fmt.Fprintf(b, "  groupBy: %s (maxGroups %d)\n", strings.Join(o.GroupBy, ","), o.MaxGroups)
+		if e, err := o.SLI.ErrorRatioExpr(5*time.Minute, nil); err == nil {
+			fmt.Fprintf(b, "  errorRatio5m: %s\n", e)
+		}
+		if g, err := o.ForGroup(Scope{o.GroupBy[0]: "/a"}).SLI.ErrorRatioExpr(5*time.Minute, nil); err == nil {
+			fmt.Fprintf(b, "  one value: %s\n", g)
+		}
 	}
 }
 

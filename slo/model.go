@@ -55,6 +55,9 @@ type Objective struct {
 	// (group.go); MaxGroups bounds the values.
 	GroupBy   []string
 	MaxGroups int
+	// Group is the value of the grouping labels of one value's objective
+	// (ForGroup); nil for any other.
+	Group Scope
 	// CompositeWeight is the OpenSLO compositeWeight of a composite part
 	// (0 when not given).
 	CompositeWeight float64
@@ -163,6 +166,11 @@ type Query struct {
 	// metric source spec or in its DataSource's connectionDetails. By
 	// default such an answer is slo.ErrUnavailable, never a figure.
 	AllowPartial bool
+	// Fixed narrows every measurement to one value of a grouped
+	// objective (group.go); GroupBy keeps the grouping labels through the
+	// query's aggregations.
+	Fixed   Scope
+	GroupBy []string
 	// Elasticsearch is set for Elasticsearch.
 	Elasticsearch *ElasticsearchQuery
 	// Tempo is set for traces.
@@ -257,6 +265,14 @@ func (s *Set) Objective(name string) (Objective, bool) {
 	for _, o := range s.Objectives {
 		if o.Name == name {
 			return o, true
+		}
+	}
+	// One value of a grouped objective (group.go).
+	if base := BaseName(name); base != name {
+		for _, o := range s.Objectives {
+			if o.Name == base && o.IsGrouped() {
+				return o, true
+			}
 		}
 	}
 	return Objective{}, false

@@ -282,6 +282,7 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 	if spec.Service == "" {
 		d.errorf("spec.service", "required")
 	}
+	d.groupAnnotations(&r.obj, doc.Metadata.Annotations) // group.go
 	switch spec.BudgetingMethod {
 	case BudgetOccurrences, BudgetTimeslices, BudgetRatioTimeslices:
 		r.obj.Budgeting = spec.BudgetingMethod
@@ -760,7 +761,11 @@ func (l *loader) resolve() {
 		if obj.Window == (Window{}) {
 			continue
 		}
-		l.objectives = append(l.objectives, obj)
+		if p := groupSourceProblem(obj); p != "" { // group.go
+			l.add(obj.Pos, "groupBy", "%s", p)
+			continue
+		}
+		l.objectives = append(l.objectives, obj.withQueryGrouping())
 	}
 	for _, g := range l.gates {
 		found := false

@@ -120,6 +120,9 @@ func (d *document) openSLOV1alpha(kind string) {
 		if o.DisplayName != "" {
 			obj.DisplayName = o.DisplayName
 		}
+		if !d.groupAnnotations(&obj, doc.Metadata.Annotations) {
+			continue
+		}
 		target := o.Target
 		switch {
 		case o.Target != nil && o.BudgetTarget != nil:

@@ -65,6 +65,7 @@ func (q *Query) Expr(window time.Duration, scope Scope) (parser.Expr, error) {
 	if q.Source != SourcePrometheus {
 		return nil, fmt.Errorf("not a Prometheus query (%s)", q.Source)
 	}
+	scope = q.withFixed(scope) // group.go
 	text := q.PromQL
 	if q.Windowed {
 		var err error
@@ -81,6 +82,7 @@ func (q *Query) Expr(window time.Duration, scope Scope) (parser.Expr, error) {
 			return nil, err
 		}
 	}
+	addGrouping(expr, q.GroupBy) // group.go
 	if err := AddScope(expr, scope); err != nil {
 		return nil, err
 	}

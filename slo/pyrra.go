@@ -292,7 +292,9 @@ func (d *document) pyrraSelector(text, path, need string) *Query {
 			return nil
 		}
 	}
-	q := &Query{Source: SourcePrometheus, PromQL: vs.String(), Pos: d.pos(path)}
+	// Summed, as Pyrra sums it, so the generated rules divide one series
+	// by one series (per value when grouped: group.go keeps the labels).
+	q := &Query{Source: SourcePrometheus, PromQL: "sum(" + vs.String() + ")", Pos: d.pos(path)}
 	if err := CheckPromQL(q); err != nil {
 		d.errorf(path, "%v", err)
 		return nil
@@ -318,7 +320,7 @@ func (d *document) pyrraNative(metric, latency, path string) (good, total *Query
 		return nil, nil
 	}
 	le := strconv.FormatFloat(lat.Seconds(), 'f', -1, 64)
-	rate := fmt.Sprintf("sum(rate(%s[{{.window}}]))", sel.PromQL)
+	rate := fmt.Sprintf("sum(rate(%s[{{.window}}]))", sel.PromQL[len("sum("):len(sel.PromQL)-1])
 	mk := func(text string) *Query {
 		q := &Query{Source: SourcePrometheus, PromQL: text, Windowed: true, Pos: sel.Pos}
 		if err := CheckPromQL(q); err != nil {
@@ -339,7 +341,8 @@ func (d *document) pyrraBoolGauge(metric, path string) *Query {
 	if sel == nil {
 		return nil
 	}
-	text := fmt.Sprintf("sum(sum_over_time(%s[{{.window}}])) / sum(count_over_time(%s[{{.window}}]))", sel.PromQL, sel.PromQL)
+	s := sel.PromQL[len("sum(") : len(sel.PromQL)-1]
+	text := fmt.Sprintf("sum(sum_over_time(%s[{{.window}}])) / sum(count_over_time(%s[{{.window}}]))", s, s)
 	q := &Query{Source: SourcePrometheus, PromQL: text, Windowed: true, Pos: sel.Pos}
 	if err := CheckPromQL(q); err != nil {
 		d.errorf(path, "%v", err)

@@ -98,5 +98,9 @@ func (d *document) slothCRD(kind string) {
 			slos[i].SLI.Raw = &slothRaw{ErrorRatioQuery: r.ErrorRatioQuery}
 		}
 	}
+	n := len(d.l.slos)
 	d.slothSLOs(doc.Spec.Service, doc.Spec.Labels, slos, "spec.", slothCRDFields)
+	for _, r := range d.l.slos[n:] {
+		d.groupAnnotations(&r.obj, doc.Metadata.Annotations)
+	}
 }
