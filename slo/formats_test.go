@@ -110,3 +110,28 @@ func TestLoadReadsEveryFormIntoTheModel(t *testing.T) {
 		})
 	}
 }
+
+// Converting any form to OpenSLO and reading it back gives the same model.
+func TestConvertingToOpenSLOAndBackGivesTheSameModel(t *testing.T) {
+	files, _ := filepath.Glob("testdata/formats/*.yaml")
+	cases := append([]string{"../examples/slos"}, files...)
+	for _, f := range cases {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			set, err := Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := ToOpenSLO(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := Parse("converted.yaml", out)
+			if err != nil {
+				t.Fatalf("the conversion does not load:\n%v\n%s", err, out)
+			}
+			if want, got := describe(set, false), describe(back, false); want != got {
+				t.Errorf("round trip differs:\n--- read\n%s\n--- converted and read back\n%s\n--- converted\n%s", want, got, out)
+			}
+		})
+	}
+}

@@ -282,7 +282,8 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 	if spec.Service == "" {
 		d.errorf("spec.service", "required")
 	}
-	d.groupAnnotations(&r.obj, doc.Metadata.Annotations) // group.go
+	d.groupAnnotations(&r.obj, doc.Metadata.Annotations)   // group.go
+	d.alertingAnnotation(&r.obj, doc.Metadata.Annotations) // convert.go
 	switch spec.BudgetingMethod {
 	case BudgetOccurrences, BudgetTimeslices, BudgetRatioTimeslices:
 		r.obj.Budgeting = spec.BudgetingMethod
