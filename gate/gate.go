@@ -548,7 +548,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 		}
 	}
 
-	objs, unexpanded := e.cfg.Measurer.Expand(ctx, objs, now) // group.go
+	ctx, objs, unexpanded := e.cfg.Measurer.Expand(ctx, objs, now) // group.go
 	for _, u := range unexpanded {
 		a.Checks = append(a.Checks, unexpandedCheck(u, policy))
 	}

@@ -92,6 +92,9 @@ func (m *Measurer) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope s
 // Status measures an objective at instant at: the SLO window and every
 // burn-rate window, concurrently.
 func (m *Measurer) Status(ctx context.Context, o slo.Objective, at time.Time) slo.Status {
+	if st, ok := memoStatus(ctx, o, at); ok { // measured with its group (group.go)
+		return st
+	}
 	plan := o.Plan(at)
 	results := make(map[time.Duration]slo.Measured, len(plan))
 	var mu sync.Mutex
@@ -112,7 +115,7 @@ func (m *Measurer) Status(ctx context.Context, o slo.Objective, at time.Time) sl
 // order given; a grouped objective is one status per value (group.go),
 // or one without figures saying why its values were not found.
 func (m *Measurer) Statuses(ctx context.Context, objs []slo.Objective, at time.Time) []slo.Status {
-	objs, failed := m.Expand(ctx, objs, at)
+	ctx, objs, failed := m.Expand(ctx, objs, at)
 	out := make([]slo.Status, len(objs))
 	var wg sync.WaitGroup
 	for i, o := range objs {

@@ -313,3 +313,13 @@ func (o Objective) withQueryGrouping() Objective {
 	}
 	return o
 }
+
+// GroupCounts is one value's measurement of a grouped SLI measured for all
+// its values at once.
+type GroupCounts struct {
+	Group  Scope
+	Counts Counts
+}
+
+// GroupKey identifies a value of the grouping labels.
+func GroupKey(g Scope) string { return GroupName("", g) }
