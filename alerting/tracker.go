@@ -222,6 +222,9 @@ func (t *Tracker) alert(st slo.Status, obj slo.Objective, hasObj bool, sev slo.S
 		a.Labels = merged(obj.Labels, obj.Alerting.Labels, obj.Alerting.SeverityLabels[sev])
 		a.Annotations = merged(obj.Alerting.Annotations, obj.Alerting.SeverityAnnotations[sev])
 	}
+	if len(st.Group) > 0 { // one value of a grouped SLO: route="/checkout"
+		a.Labels = merged(a.Labels, st.Group)
+	}
 	return a
 }
 

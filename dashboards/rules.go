@@ -345,7 +345,11 @@ func (o objective) alerts() (yseq, error) {
 				lbls[k] = v
 			}
 		}
-		lbls[AlertLabelSeverity] = string(sev)
+		// An objective's own severity label (Pyrra's severities, Sloth's
+		// page_alert labels) is kept: Alertmanager routes on it.
+		if _, own := o.Alerting.SeverityLabels[sev][AlertLabelSeverity]; !own {
+			lbls[AlertLabelSeverity] = string(sev)
+		}
 		lbls[AlertLabelService] = o.Service
 		lbls[AlertLabelSLO] = o.Name
 		ann := map[string]string{

@@ -252,6 +252,14 @@ func (b *Board) Status(ctx context.Context, name string, at time.Time) (slo.Stat
 		}
 		at = b.clock().UTC()
 	}
+	if o.IsGrouped() { // one value of a grouped objective (group.go)
+		for _, st := range b.m.Statuses(ctx, []slo.Objective{o}, at) {
+			if st.Name == name {
+				return st, true
+			}
+		}
+		return slo.Status{}, false
+	}
 	return b.m.Status(ctx, o, at), true
 }
 

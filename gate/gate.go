@@ -199,6 +199,10 @@ type Check struct {
 	// (canary) or maxBurnRate × (1 − target) (verification). Halt when
 	// the whole interval is above it, pass when it is at or below it.
 	Threshold *float64 `json:"threshold,omitempty"`
+	// Threshold check figures: the objective ("lt 0.3") and the value
+	// the version's metric had.
+	Objective string   `json:"objective,omitempty"`
+	Value     *float64 `json:"value,omitempty"`
 	// Query is the query that produced the figures, scope included.
 	Query string `json:"query,omitempty"`
 	// NoData is true when the verdict comes from missing data (the
@@ -544,6 +548,10 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 		}
 	}
 
+	ctx, objs, unexpanded := e.cfg.Measurer.Expand(ctx, objs, now) // group.go
+	for _, u := range unexpanded {
+		a.Checks = append(a.Checks, unexpandedCheck(u, policy))
+	}
 	checks := make([][]Check, len(objs))
 	var wg sync.WaitGroup
 	for i, o := range objs {
@@ -555,7 +563,11 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 				cs = append(cs, c)
 			}
 			if verification {
-				c := e.verificationCheck(ctx, o, policy, a.Version, deploy, hasDeploy, now)
+				check := e.verificationCheck
+				if o.Threshold != nil { // gate/threshold.go
+					check = e.thresholdCheck
+				}
+				c := check(ctx, o, policy, a.Version, deploy, hasDeploy, now)
 				c.DryRun = policy.DryRun(policy.Verification.Mode)
 				cs = append(cs, c)
 			}

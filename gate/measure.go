@@ -92,6 +92,9 @@ func (m *Measurer) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope s
 // Status measures an objective at instant at: the SLO window and every
 // burn-rate window, concurrently.
 func (m *Measurer) Status(ctx context.Context, o slo.Objective, at time.Time) slo.Status {
+	if st, ok := memoStatus(ctx, o, at); ok { // measured with its group (group.go)
+		return st
+	}
 	plan := o.Plan(at)
 	results := make(map[time.Duration]slo.Measured, len(plan))
 	var mu sync.Mutex
@@ -109,13 +112,18 @@ func (m *Measurer) Status(ctx context.Context, o slo.Objective, at time.Time) sl
 }
 
 // Statuses measures every objective at instant at, concurrently, in the
-// order given.
+// order given; a grouped objective is one status per value (group.go),
+// or one without figures saying why its values were not found.
 func (m *Measurer) Statuses(ctx context.Context, objs []slo.Objective, at time.Time) []slo.Status {
+	ctx, objs, failed := m.Expand(ctx, objs, at)
 	out := make([]slo.Status, len(objs))
 	var wg sync.WaitGroup
 	for i, o := range objs {
 		wg.Go(func() { out[i] = m.Status(ctx, o, at) })
 	}
 	wg.Wait()
+	for _, u := range failed {
+		out = append(out, unexpandedStatus(u, at))
+	}
 	return out
 }

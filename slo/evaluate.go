@@ -10,12 +10,15 @@ import (
 // GET /v1/slos/{name} and of `slogate budget -o json`. A figure that could
 // not be measured is null, never a guess; Errors says why.
 type Status struct {
-	Name        string              `json:"name"`
-	Service     string              `json:"service"`
-	DisplayName string              `json:"displayName,omitempty"`
-	Target      float64             `json:"target"`
-	Window      string              `json:"window"`
-	Source      SourceType          `json:"source"`
+	Name        string     `json:"name"`
+	Service     string     `json:"service"`
+	DisplayName string     `json:"displayName,omitempty"`
+	Target      float64    `json:"target"`
+	Window      string     `json:"window"`
+	Source      SourceType `json:"source"`
+	// Group is the value of a grouped objective's labels this status is
+	// of, e.g. {"route": "/checkout"} (group.go).
+	Group       Scope               `json:"group,omitempty"`
 	SLI         SLIFigures          `json:"sli"`
 	ErrorBudget BudgetFigures       `json:"errorBudget"`
 	BurnRates   map[string]*float64 `json:"burnRates"`
@@ -107,7 +110,7 @@ func (o Objective) Evaluate(at time.Time, m map[time.Duration]Measured) Status {
 	r := o.Window.Range(at)
 	st := Status{
 		Name: o.Name, Service: o.Service, DisplayName: o.DisplayName,
-		Target: o.Target, Window: o.Window.String(), Source: o.SLI.SourceType(),
+		Target: o.Target, Window: o.Window.String(), Source: o.SLI.SourceType(), Group: o.Group,
 		ErrorBudget: BudgetFigures{Total: o.ErrorBudget()},
 		BurnRates:   map[string]*float64{},
 		Alerts:      []AlertState{},

@@ -435,11 +435,15 @@ func (d *document) dispatch() {
 		}
 		d.gatePolicy()
 	case "":
-		d.errorf("apiVersion", "missing: want openslo/v1 or %s (or version: prometheus/v1 for Sloth)", slogateAPIVersion)
-	case "sloth.slok.dev/v1":
-		d.errorf("apiVersion", "Sloth's Kubernetes CRD is not read: use the prometheus/v1 file form (version: prometheus/v1)")
+		d.errorf("apiVersion", "missing: want openslo/v1, openslo/v1alpha, %s, %s or %s (or version: prometheus/v1 for Sloth)", slogateAPIVersion, slothCRDAPIVersion, pyrraAPIVersion)
+	case slothCRDAPIVersion:
+		d.slothCRD(kind)
+	case "openslo/v1alpha":
+		d.openSLOV1alpha(kind)
+	case pyrraAPIVersion:
+		d.pyrra(kind)
 	default:
-		d.errorf("apiVersion", "unknown apiVersion %q (want openslo/v1, %s or Sloth's version: prometheus/v1)", api, slogateAPIVersion)
+		d.errorf("apiVersion", "unknown apiVersion %q (want openslo/v1, openslo/v1alpha, %s, %s, %s or Sloth's version: prometheus/v1)", api, slogateAPIVersion, slothCRDAPIVersion, pyrraAPIVersion)
 	}
 }
 

@@ -42,11 +42,27 @@ type Objective struct {
 	// Target is the fraction of good events wanted, in (0,1).
 	Target float64
 	Window Window
-	// Budgeting is the budgeting method; only Occurrences is supported.
+	// Budgeting is the budgeting method: Occurrences, Timeslices or
+	// RatioTimeslices (threshold.go).
 	Budgeting string
 	SLI       SLI
-	Alerting  Alerting
-	Labels    map[string]string
+	// Threshold, TimeSlice and SliceSLI describe a threshold or
+	// time-slice objective (threshold.go); SLI is then compiled from them.
+	Threshold *Threshold
+	TimeSlice TimeSlice
+	SliceSLI  *SLI
+	// GroupBy lists the labels the objective is evaluated per value of
+	// (group.go); MaxGroups bounds the values.
+	GroupBy   []string
+	MaxGroups int
+	// Group is the value of the grouping labels of one value's objective
+	// (ForGroup); nil for any other.
+	Group Scope
+	// CompositeWeight is the OpenSLO compositeWeight of a composite part
+	// (0 when not given).
+	CompositeWeight float64
+	Alerting        Alerting
+	Labels          map[string]string
 	// Format is the file format the objective came from: "openslo" or "sloth".
 	Format string
 	Pos    Position
@@ -104,17 +120,20 @@ type SLI struct {
 	Total   *Query
 	Raw     *Query
 	RawType RawType
-	Pos     Position
+	// Metric is an OpenSLO thresholdMetric: a number per time slice
+	// (threshold.go).
+	Metric *Query
+	Pos    Position
 }
 
 // IsRaw reports whether the SLI is a directly measured ratio.
 func (s SLI) IsRaw() bool { return s.Raw != nil }
 
-// Queries returns the SLI's queries, in a fixed order (good, bad, total, raw),
+// Queries returns the SLI's queries, in a fixed order (good, bad, total, raw, metric),
 // skipping absent ones.
 func (s SLI) Queries() []*Query {
 	var out []*Query
-	for _, q := range []*Query{s.Good, s.Bad, s.Total, s.Raw} {
+	for _, q := range []*Query{s.Good, s.Bad, s.Total, s.Raw, s.Metric} {
 		if q != nil {
 			out = append(out, q)
 		}
@@ -147,6 +166,11 @@ type Query struct {
 	// metric source spec or in its DataSource's connectionDetails. By
 	// default such an answer is slo.ErrUnavailable, never a figure.
 	AllowPartial bool
+	// Fixed narrows every measurement to one value of a grouped
+	// objective (group.go); GroupBy keeps the grouping labels through the
+	// query's aggregations.
+	Fixed   Scope
+	GroupBy []string
 	// Elasticsearch is set for Elasticsearch.
 	Elasticsearch *ElasticsearchQuery
 	// Tempo is set for traces.
@@ -241,6 +265,14 @@ func (s *Set) Objective(name string) (Objective, bool) {
 	for _, o := range s.Objectives {
 		if o.Name == name {
 			return o, true
+		}
+	}
+	// One value of a grouped objective (group.go).
+	if base := BaseName(name); base != name {
+		for _, o := range s.Objectives {
+			if o.Name == base && o.IsGrouped() {
+				return o, true
+			}
 		}
 	}
 	return Objective{}, false

@@ -54,18 +54,16 @@ type osTimeWindow struct {
 }
 
 type osObjective struct {
-	DisplayName     string   `yaml:"displayName"`
-	Op              string   `yaml:"op"`
-	Value           *float64 `yaml:"value"`
-	Target          *float64 `yaml:"target"`
-	TargetPercent   *float64 `yaml:"targetPercent"`
-	TimeSliceTarget *float64 `yaml:"timeSliceTarget"`
-	TimeSliceWindow string   `yaml:"timeSliceWindow"`
-	Indicator       *struct {
-		Metadata osMetadata `yaml:"metadata"`
-	} `yaml:"indicator"`
-	IndicatorRef    string   `yaml:"indicatorRef"`
-	CompositeWeight *float64 `yaml:"compositeWeight"`
+	DisplayName     string       `yaml:"displayName"`
+	Op              string       `yaml:"op"`
+	Value           *float64     `yaml:"value"`
+	Target          *float64     `yaml:"target"`
+	TargetPercent   *float64     `yaml:"targetPercent"`
+	TimeSliceTarget *float64     `yaml:"timeSliceTarget"`
+	TimeSliceWindow string       `yaml:"timeSliceWindow"`
+	Indicator       *osInlineSLI `yaml:"indicator"`
+	IndicatorRef    string       `yaml:"indicatorRef"`
+	CompositeWeight *float64     `yaml:"compositeWeight"`
 }
 
 type osSLISpec struct {
@@ -176,6 +174,11 @@ type rawSLO struct {
 	refPos       Position
 	policies     []string
 	policyPos    []Position
+	// objective is the OpenSLO objective the SLO came from, read once its
+	// SLI is known (threshold.go).
+	objective     *osObjective
+	objectivePath string
+	doc           *document
 }
 
 type rawSLI struct {
@@ -279,14 +282,15 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 	if spec.Service == "" {
 		d.errorf("spec.service", "required")
 	}
+	d.groupAnnotations(&r.obj, doc.Metadata.Annotations)   // group.go
+	d.alertingAnnotation(&r.obj, doc.Metadata.Annotations) // convert.go
 	switch spec.BudgetingMethod {
-	case "Occurrences":
+	case BudgetOccurrences, BudgetTimeslices, BudgetRatioTimeslices:
+		r.obj.Budgeting = spec.BudgetingMethod
 	case "":
-		d.errorf("spec.budgetingMethod", "required: Occurrences")
-	case "Timeslices", "RatioTimeslices":
-		d.errorf("spec.budgetingMethod", "%s is not supported yet: use Occurrences", spec.BudgetingMethod)
+		d.errorf("spec.budgetingMethod", "required: Occurrences, Timeslices or RatioTimeslices")
 	default:
-		d.errorf("spec.budgetingMethod", "unknown budgeting method %q (want Occurrences)", spec.BudgetingMethod)
+		d.errorf("spec.budgetingMethod", "unknown budgeting method %q (want Occurrences, Timeslices or RatioTimeslices)", spec.BudgetingMethod)
 	}
 	r.obj.Window, _ = d.timeWindow(spec.TimeWindow, "spec.timeWindow")
 	switch {
@@ -307,7 +311,13 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		r.indicatorRef = spec.IndicatorRef
 		r.refPos = d.pos("spec.indicatorRef")
 	default:
-		d.errorf("spec", "indicator or indicatorRef is required")
+		own := len(spec.Objectives) > 0
+		for _, o := range spec.Objectives {
+			own = own && (o.Indicator != nil || o.IndicatorRef != "")
+		}
+		if !own {
+			d.errorf("spec", "indicator or indicatorRef is required (or one on every objective, a composite SLO)")
+		}
 	}
 	for i, ap := range spec.AlertPolicies {
 		path := fmt.Sprintf("spec.alertPolicies[%d]", i)
@@ -374,18 +384,13 @@ func (d *document) slo(doc *osDoc[osSLOSpec]) {
 		default:
 			d.errorf(path+".target", "required: the fraction of good events wanted, in (0,1), e.g. 0.999")
 		}
-		if o.TimeSliceTarget != nil || o.TimeSliceWindow != "" {
-			d.errorf(path+".timeSliceTarget", "time slices are not supported yet: use budgetingMethod Occurrences")
-		}
-		if o.Op != "" || o.Value != nil {
-			d.errorf(path+".op", "threshold objectives (op/value) are not supported yet: use a ratioMetric SLI")
-		}
-		if o.Indicator != nil || o.IndicatorRef != "" {
-			d.errorf(path+".indicatorRef", "composite SLOs are not supported yet")
+		rr := *r
+		if !d.compositePart(&rr, &obj, &spec.Objectives[i], spec, path) {
+			continue
 		}
 		if named && d.l.declare("SLO", obj.Name, obj.Pos, "metadata.name") {
-			rr := *r
 			rr.obj = obj
+			rr.objective, rr.objectivePath, rr.doc = &spec.Objectives[i], path, d
 			d.l.slos = append(d.l.slos, &rr)
 		}
 	}
@@ -488,9 +493,14 @@ func (d *document) timeWindow(tws []osTimeWindow, path string) (Window, bool) {
 // metricSourceRefs are resolved to their DataSource's type.
 func (d *document) sli(name string, spec *osSLISpec, path string) (*rawSLI, bool) {
 	r := &rawSLI{sli: SLI{Name: name, Pos: d.pos(path)}}
-	if spec.ThresholdMetric != nil {
-		d.errorf(path+".thresholdMetric", "threshold SLIs are not supported yet: use ratioMetric")
-		return nil, false
+	if tm := spec.ThresholdMetric; tm != nil {
+		if spec.RatioMetric != nil {
+			d.errorf(path+".ratioMetric", "give either thresholdMetric or ratioMetric, not both")
+			return nil, false
+		}
+		q, ok := d.metric(tm, path+".thresholdMetric", false)
+		r.sli.Metric = q
+		return r, ok
 	}
 	rm := spec.RatioMetric
 	if rm == nil {
@@ -742,6 +752,7 @@ func (l *loader) resolve() {
 			l.add(obj.SLI.Pos, "ratioMetric", "%v", err)
 			continue
 		}
+		l.osSlices(r, &obj)
 		for i, name := range r.policies {
 			if _, ok := l.policies[name]; !ok {
 				l.add(r.policyPos[i], "spec.alertPolicies", "no AlertPolicy named %q", name)
@@ -751,7 +762,11 @@ func (l *loader) resolve() {
 		if obj.Window == (Window{}) {
 			continue
 		}
-		l.objectives = append(l.objectives, obj)
+		if p := groupSourceProblem(obj); p != "" { // group.go
+			l.add(obj.Pos, "groupBy", "%s", p)
+			continue
+		}
+		l.objectives = append(l.objectives, obj.withQueryGrouping())
 	}
 	for _, g := range l.gates {
 		found := false

@@ -34,7 +34,12 @@ func RenderWindow(q string, window time.Duration) (string, error) {
 		return "", err
 	}
 	var b bytes.Buffer
-	if err := tpl.Execute(&b, map[string]string{"window": PromDuration(window)}); err != nil {
+	// sliceRange is the window less a millisecond, the range of a
+	// time-slice subquery (threshold.go): Prometheus 2 includes both ends
+	// of a range, so [5m:1m] would hold 6 slices, one of them older than
+	// the window; [299999ms:1m] holds 5 on every version.
+	data := map[string]string{"window": PromDuration(window), "sliceRange": PromDuration(window - time.Millisecond)}
+	if err := tpl.Execute(&b, data); err != nil {
 		return "", err
 	}
 	return b.String(), nil
@@ -60,6 +65,7 @@ func (q *Query) Expr(window time.Duration, scope Scope) (parser.Expr, error) {
 	if q.Source != SourcePrometheus {
 		return nil, fmt.Errorf("not a Prometheus query (%s)", q.Source)
 	}
+	scope = q.withFixed(scope) // group.go
 	text := q.PromQL
 	if q.Windowed {
 		var err error
@@ -76,6 +82,7 @@ func (q *Query) Expr(window time.Duration, scope Scope) (parser.Expr, error) {
 			return nil, err
 		}
 	}
+	addGrouping(expr, q.GroupBy) // group.go
 	if err := AddScope(expr, scope); err != nil {
 		return nil, err
 	}

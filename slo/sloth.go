@@ -19,26 +19,36 @@ type slothSLO struct {
 	Objective   float64           `yaml:"objective"`
 	Description string            `yaml:"description"`
 	Labels      map[string]string `yaml:"labels"`
-	SLI         struct {
-		Events *struct {
-			ErrorQuery string `yaml:"error_query"`
-			TotalQuery string `yaml:"total_query"`
-		} `yaml:"events"`
-		Raw *struct {
-			ErrorRatioQuery string `yaml:"error_ratio_query"`
-		} `yaml:"raw"`
-		Plugin *struct {
-			ID      string            `yaml:"id"`
-			Options map[string]string `yaml:"options"`
-		} `yaml:"plugin"`
-	} `yaml:"sli"`
-	Alerting struct {
-		Name        string            `yaml:"name"`
-		Labels      map[string]string `yaml:"labels"`
-		Annotations map[string]string `yaml:"annotations"`
-		PageAlert   slothAlert        `yaml:"page_alert"`
-		TicketAlert slothAlert        `yaml:"ticket_alert"`
-	} `yaml:"alerting"`
+	SLI         slothSLI          `yaml:"sli"`
+	Alerting    slothAlerting     `yaml:"alerting"`
+}
+
+type slothSLI struct {
+	Events *slothEvents `yaml:"events"`
+	Raw    *slothRaw    `yaml:"raw"`
+	Plugin *slothPlugin `yaml:"plugin"`
+}
+
+type slothEvents struct {
+	ErrorQuery string `yaml:"error_query"`
+	TotalQuery string `yaml:"total_query"`
+}
+
+type slothRaw struct {
+	ErrorRatioQuery string `yaml:"error_ratio_query"`
+}
+
+type slothPlugin struct {
+	ID      string            `yaml:"id"`
+	Options map[string]string `yaml:"options"`
+}
+
+type slothAlerting struct {
+	Name        string            `yaml:"name"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+	PageAlert   slothAlert        `yaml:"page_alert"`
+	TicketAlert slothAlert        `yaml:"ticket_alert"`
 }
 
 type slothAlert struct {
@@ -56,26 +66,40 @@ func (d *document) sloth() {
 	if !d.decode(d.root, &f, "") {
 		return
 	}
-	if !d.checkName(f.Service, "service") {
+	d.slothSLOs(f.Service, f.Labels, f.SLOs, "", slothFileFields)
+}
+
+// slothFields are the spellings of Sloth's query fields in one of its
+// forms: snake_case in prometheus/v1 files, camelCase in the CRD.
+type slothFields struct {
+	errorQuery, totalQuery, errorRatioQuery, format string
+}
+
+var slothFileFields = slothFields{"error_query", "total_query", "error_ratio_query", "sloth"}
+
+// slothSLOs maps the SLOs of a Sloth service (file or CRD spec at prefix)
+// onto objectives named <service>-<slo name>, as Sloth names them.
+func (d *document) slothSLOs(service string, labels map[string]string, slos []slothSLO, prefix string, names slothFields) {
+	if !d.checkName(service, prefix+"service") {
 		return
 	}
-	if len(f.SLOs) == 0 {
-		d.errorf("slos", "at least one SLO is required")
+	if len(slos) == 0 {
+		d.errorf(prefix+"slos", "at least one SLO is required")
 	}
-	for i, s := range f.SLOs {
-		path := fmt.Sprintf("slos[%d]", i)
+	for i, s := range slos {
+		path := fmt.Sprintf("%sslos[%d]", prefix, i)
 		if !d.checkName(s.Name, path+".name") {
 			continue
 		}
 		obj := Objective{
-			Name:        f.Service + "-" + s.Name,
-			Service:     f.Service,
+			Name:        service + "-" + s.Name,
+			Service:     service,
 			Description: s.Description,
 			Target:      fromPercent(s.Objective),
 			Window:      Rolling(SlothWindow),
 			Budgeting:   "Occurrences",
-			Labels:      merge(f.Labels, s.Labels),
-			Format:      "sloth",
+			Labels:      merge(labels, s.Labels),
+			Format:      names.format,
 			Pos:         d.pos(path + ".name"),
 			Alerting: Alerting{
 				Name:           s.Alerting.Name,
@@ -105,13 +129,13 @@ func (d *document) sloth() {
 			d.errorf(path+".sli", "give either events or raw, not both")
 			continue
 		case ev != nil:
-			obj.SLI.Bad = d.slothQuery(ev.ErrorQuery, path+".sli.events.error_query")
-			obj.SLI.Total = d.slothQuery(ev.TotalQuery, path+".sli.events.total_query")
+			obj.SLI.Bad = d.slothQuery(ev.ErrorQuery, path+".sli.events."+names.errorQuery)
+			obj.SLI.Total = d.slothQuery(ev.TotalQuery, path+".sli.events."+names.totalQuery)
 			if obj.SLI.Bad == nil || obj.SLI.Total == nil {
 				continue
 			}
 		case raw != nil:
-			obj.SLI.Raw = d.slothQuery(raw.ErrorRatioQuery, path+".sli.raw.error_ratio_query")
+			obj.SLI.Raw = d.slothQuery(raw.ErrorRatioQuery, path+".sli.raw."+names.errorRatioQuery)
 			obj.SLI.RawType = RawFailure
 			if obj.SLI.Raw == nil {
 				continue

@@ -81,6 +81,7 @@ type environment struct {
 func commands() map[string]command {
 	return map[string]command{
 		"validate":   {"check SLO files; exit 1 and list every problem if any is invalid", runValidate},
+		"convert":    {"print SLO files of any form slogate reads (Sloth, Pyrra, OpenSLO v1alpha) as OpenSLO v1", runConvert},
 		"rules":      {"print the Prometheus rule file (recording rules and burn-rate alerts) of SLO files", runRules},
 		"dashboards": {"print the Grafana dashboards (JSON) of SLO files, one per service", runDashboards},
 		"budget":     {"measure SLOs straight from their sources: budget left, burn rates, firing alerts", runBudget},
