@@ -136,6 +136,11 @@ func newEngine(deps Deps) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
+	// Route on the escaped path and unescape the parameters: the name of
+	// an SLO grouped by a label holds its value (api-routes{route="/b"}),
+	// slash included, sent as %2F.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
 	r.ContextWithFallback = false
 	addRoutes(r, deps, newAuth(deps.Tokens), newHTTPMetrics(deps.Metrics))
 	return r

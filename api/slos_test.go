@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -39,5 +40,18 @@ func TestNoSLOsIsAnEmptyList(t *testing.T) {
 	r := h.do(t, call{method: "GET", path: "/v1/slos", token: tokRead})
 	if r.status != http.StatusOK || string(r.body) != "{\"items\":[]}\n" {
 		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
+
+// The name of an SLO grouped by a label holds the label's value, slashes
+// included: sent escaped, it reaches the handler whole.
+func TestAGroupedSLOIsFoundByItsEscapedName(t *testing.T) {
+	st := exampleStatus()
+	st.Name = `api-routes{route="/checkout/pay"}`
+	h := newHarness(t, func(d *Deps) { d.SLOs = &fakeSLOs{statuses: []slo.Status{st}} })
+	r := h.do(t, call{method: "GET", path: "/v1/slos/" + url.PathEscape(st.Name), token: tokRead})
+	got := decodeAs[slo.Status](t, r, http.StatusOK)
+	if got.Name != st.Name {
+		t.Fatalf("got %q, want %q", got.Name, st.Name)
 	}
 }
