@@ -310,3 +310,47 @@ func deploysAfter(ctx context.Context, s Store, d store.Deploy, now time.Time) (
 	}
 	return out, nil
 }
+
+// changes lists the commits a GitHub deployment ships: those between the
+// previous deploy's commit of its service and environment and its own,
+// through the compare API. Without a lister, a repository, a previous
+// commit, or when GitHub fails (logged), it ships none known: the deploy
+// is recorded all the same.
+func (h githubHandler) changes(ctx context.Context, d store.Deploy, repo string) []store.Commit {
+	if h.commits == nil || repo == "" || d.Commit == "" {
+		return nil
+	}
+	prev, err := previousCommit(ctx, h.s, d)
+	if err != nil || prev == "" {
+		if err != nil {
+			Logger(ctx).WarnContext(ctx, "the previous deploy's commit could not be read: the deploy carries no commits", "deploy", d.ID, "error", err)
+		}
+		return nil
+	}
+	cs, err := h.commits.Compare(ctx, repo, prev, d.Commit)
+	if err != nil {
+		Logger(ctx).WarnContext(ctx, "GitHub's compare API failed: the deploy carries no commits", "deploy", d.ID, "repository", repo, "error", err)
+		return nil
+	}
+	if len(cs) > maxCommits {
+		cs = cs[:maxCommits] // the earliest, which lead time reads
+	}
+	return cs
+}
+
+// previousCommit is the commit of the newest deploy of d's service and
+// environment started before d that names one other than d's ("" if
+// none).
+func previousCommit(ctx context.Context, s Store, d store.Deploy) (string, error) {
+	f := store.DeployFilter{Service: d.Service, Environment: d.Environment, Before: d.StartedAt, Limit: 20}
+	page, _, err := s.ListDeploys(ctx, f)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range page {
+		if p.ID != d.ID && p.Commit != "" && p.Commit != d.Commit {
+			return p.Commit, nil
+		}
+	}
+	return "", nil
+}
