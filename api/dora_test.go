@@ -245,3 +245,61 @@ func TestADeployReadBackCarriesItsImpact(t *testing.T) {
 		t.Errorf("impact %+v without a Delivery", d.Impact)
 	}
 }
+
+// fakeCommits is a CommitLister that records what it was asked.
+type fakeCommits struct {
+	commits []store.Commit
+	err     error
+	asked   []string
+}
+
+func (f *fakeCommits) Compare(_ context.Context, repo, base, head string) ([]store.Commit, error) {
+	f.asked = append(f.asked, repo+" "+base+"..."+head)
+	return f.commits, f.err
+}
+
+func TestAGitHubDeploymentCarriesTheCommitsSinceThePreviousDeploy(t *testing.T) {
+	written := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	tests := map[string]struct {
+		previous string // the commit of the deploy before, "" for none
+		lister   *fakeCommits
+		asked    []string
+		want     int
+	}{
+		"the commits between the previous deploy's sha and its own": {
+			previous: "1111111111111111111111111111111111111111",
+			lister:   &fakeCommits{commits: []store.Commit{{SHA: "a", Time: written}, {SHA: ghCommit, Time: written.Add(time.Hour)}}},
+			asked:    []string{"acme/checkout 1111111111111111111111111111111111111111..." + ghCommit},
+			want:     2,
+		},
+		"a first deploy has no previous sha: no commits, GitHub not asked": {
+			lister: &fakeCommits{commits: []store.Commit{{SHA: "a", Time: written}}},
+		},
+		"GitHub failing leaves the deploy without commits, recorded all the same": {
+			previous: "1111111111111111111111111111111111111111",
+			lister:   &fakeCommits{err: fmt.Errorf("github compare: HTTP 502")},
+			asked:    []string{"acme/checkout 1111111111111111111111111111111111111111..." + ghCommit},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := newGitHubHarness(t, func(d *Deps) { d.Commits = tc.lister })
+			if tc.previous != "" {
+				if _, _, err := h.store.CreateDeploy(context.Background(), store.Deploy{ID: "dep_before", Service: "checkout", Environment: "production",
+					Version: "v2.3.0", Commit: tc.previous, StartedAt: time.Date(2026, 11, 19, 9, 0, 0, 0, time.UTC)}, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := decodeAs[Deploy](t, h.github(t, "deployment", ghPayload(t, "deployment")), 201)
+			if !slices.Equal(tc.lister.asked, tc.asked) {
+				t.Errorf("GitHub asked %q, want %q", tc.lister.asked, tc.asked)
+			}
+			if len(d.Commits) != tc.want {
+				t.Errorf("commits = %+v, want %d", d.Commits, tc.want)
+			}
+			if tc.want > 0 && (d.Commits[0].Time == nil || !d.Commits[0].Time.Equal(written)) {
+				t.Errorf("first commit = %+v, want written at %s", d.Commits[0], written)
+			}
+		})
+	}
+}
