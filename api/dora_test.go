@@ -303,3 +303,13 @@ func TestAGitHubDeploymentCarriesTheCommitsSinceThePreviousDeploy(t *testing.T) 
 		})
 	}
 }
+
+func TestImpactFalseReadsTheDeployAlone(t *testing.T) {
+	del := &fakeDelivery{}
+	h, st := sqliteHarness(t, del)
+	record(t, st, "c1", "checkout", "production", fixedTime.Add(-time.Hour), 5, store.StatusSucceeded, 0)
+	d := decodeAs[Deploy](t, h.do(t, call{method: "GET", path: "/v1/deploys/c1?impact=false", token: tokRead}), 200)
+	if d.Impact != nil || del.history != nil {
+		t.Errorf("impact %+v measured over %v with impact=false", d.Impact, del.history)
+	}
+}

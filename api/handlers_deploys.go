@@ -166,6 +166,10 @@ func handleGetDeploy(s Store, delivery Delivery, clock func() time.Time) gin.Han
 			return
 		}
 		out := deployOut(d)
+		if c.Query("impact") == "false" {
+			writeJSON(c, http.StatusOK, out)
+			return
+		}
 		if out.Impact, err = impact(c, s, delivery, d, clock()); err != nil {
 			fail(c, err)
 			return

@@ -138,7 +138,12 @@ func (h *History) Burns(ctx context.Context, service string, spans []Span, at ti
 	if len(objs) == 0 || len(spans) == 0 {
 		return nil, st, nil
 	}
-	from, to := spans[0].Start, spans[len(spans)-1].End
+	from, to := spans[0].Start, spans[0].End
+	for _, s := range spans {
+		if s.End.After(to) {
+			to = s.End
+		}
+	}
 	var out []Burn
 	measureBefore := at
 	if h.cfg.Record != nil {

@@ -130,6 +130,11 @@ func TestMeasuredBurns(t *testing.T) {
 				}
 			},
 		},
+		"a recorded burn in a long span is kept though a later span ends before it": {
+			spans: []Span{{Start: clock("15:00:00"), End: clock("18:00:00")}, {Start: clock("15:30:00"), End: clock("16:00:00")}},
+			rec:   record{since: clock("14:00:00"), burns: []RecordedBurn{{SLO: "availability", Start: clock("17:00:00"), End: clock("17:30:00")}}},
+			want:  []Burn{{Service: "checkout", SLO: "availability", Start: clock("17:00:00"), End: clock("17:30:00")}},
+		},
 		"a record that covers the spans costs no query": {
 			spans: []Span{{Start: clock("10:00:00"), End: clock("11:05:00")}},
 			rec:   record{since: clock("01:00:00")},
