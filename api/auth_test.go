@@ -31,6 +31,7 @@ var routeScopes = map[string]struct {
 	"GET /v1/gate":             {path: "/v1/gate?service=checkout&environment=production", scope: ScopeGateRead, wrongScope: tokOncall},
 	"POST /v1/gate":            {path: "/v1/gate", body: `{"service":"checkout","environment":"production"}`, scope: ScopeGateRead, wrongScope: tokOncall},
 	"GET /v1/decisions/:id":    {path: "/v1/decisions/ev_1", scope: ScopeGateRead, wrongScope: tokOncall},
+	"GET /v1/dora":             {path: "/v1/dora?service=checkout", scope: ScopeGateRead, wrongScope: tokOncall},
 	"POST /v1/overrides":       {path: "/v1/overrides", body: `{"service":"checkout","environment":"production","reason":"r","expiresAt":"2026-11-21T13:00:00Z"}`, scope: ScopeOverridesWrite, wrongScope: tokCI},
 	"DELETE /v1/overrides/:id": {path: "/v1/overrides/ovr_1", scope: ScopeOverridesWrite, wrongScope: tokCI},
 	"POST /v1/flagger/:hook":   {path: "/v1/flagger/confirm-promotion", body: `{"name":"checkout","namespace":"production"}`, scope: ScopeFlagger, wrongScope: tokRead},

@@ -70,6 +70,7 @@ func (r createDeployRequest) deploy(now time.Time) (store.Deploy, fields) {
 	if len(r.Labels) > 0 {
 		d.Labels = r.Labels
 	}
+	d.Commits = r.commits(&f, now)
 	return d, f
 }
 
@@ -157,14 +158,23 @@ func handleListDeploys(s Store) gin.HandlerFunc {
 	}
 }
 
-func handleGetDeploy(s Store) gin.HandlerFunc {
+func handleGetDeploy(s Store, delivery Delivery, clock func() time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		d, err := s.GetDeploy(c.Request.Context(), c.Param("id"))
 		if err != nil {
 			fail(c, err)
 			return
 		}
-		writeJSON(c, http.StatusOK, deployOut(d))
+		out := deployOut(d)
+		if c.Query("impact") == "false" {
+			writeJSON(c, http.StatusOK, out)
+			return
+		}
+		if out.Impact, err = impact(c, s, delivery, d, clock()); err != nil {
+			fail(c, err)
+			return
+		}
+		writeJSON(c, http.StatusOK, out)
 	}
 }
 

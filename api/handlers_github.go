@@ -83,7 +83,7 @@ type WebhookIgnored struct {
 // cannot send a bearer token: a delivery is authenticated by the HMAC-SHA256
 // of its raw body under the shared secret (X-Hub-Signature-256), compared
 // in constant time. Without a secret the route is off (404).
-func handleGitHubWebhook(secret string, s Store, g Gate, clock func() time.Time, maxBody int64) gin.HandlerFunc {
+func handleGitHubWebhook(secret string, s Store, g Gate, commits CommitLister, clock func() time.Time, maxBody int64) gin.HandlerFunc {
 	key := []byte(secret)
 	return func(c *gin.Context) {
 		if len(key) == 0 {
@@ -114,7 +114,7 @@ func handleGitHubWebhook(secret string, s Store, g Gate, clock func() time.Time,
 		event := c.GetHeader(githubEventHeader)
 		ctx := c.Request.Context()
 		Logger(ctx).InfoContext(ctx, "GitHub webhook", "event", event, "delivery", c.GetHeader(githubDeliveryHeader))
-		h := githubHandler{s: s, g: g, now: clock()}
+		h := githubHandler{s: s, g: g, commits: commits, now: clock()}
 		switch event {
 		case "":
 			fail(c, invalid(FieldError{Field: githubEventHeader, Message: "is required (GitHub names the event in it)"}))
@@ -156,9 +156,10 @@ func verifyGitHubSignature(key, body []byte, header string) error {
 }
 
 type githubHandler struct {
-	s   Store
-	g   Gate
-	now time.Time
+	s       Store
+	g       Gate
+	commits CommitLister
+	now     time.Time
 }
 
 // decode reads a verified body, leniently (GitHub sends many fields), and
@@ -196,6 +197,7 @@ func (h githubHandler) deployment(c *gin.Context, body []byte) {
 		fail(c, err)
 		return
 	}
+	d.Commits = h.changes(c.Request.Context(), d, ev.Repository.FullName)
 	stored, created, err := h.create(c.Request.Context(), d)
 	if err != nil {
 		fail(c, err)
@@ -252,6 +254,7 @@ func (h githubHandler) deploymentStatus(c *gin.Context, body []byte) {
 	if errors.Is(err, store.ErrNotFound) {
 		// The deployment event was missed (or is late): record the deploy
 		// from the status's copy of the deployment, then finish it.
+		d.Commits = h.changes(ctx, d, ev.Repository.FullName)
 		if _, _, err = h.create(ctx, d); err == nil {
 			finished, err = h.s.FinishDeploy(ctx, d.ID, status, finishedAt)
 		}

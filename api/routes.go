@@ -32,12 +32,13 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 
 	v1.POST("/deploys", deploysWrite, handleCreateDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 	v1.GET("/deploys", read, handleListDeploys(d.Store))
-	v1.GET("/deploys/:id", read, handleGetDeploy(d.Store))
+	v1.GET("/deploys/:id", read, handleGetDeploy(d.Store, d.Delivery, d.Clock))
 	v1.PATCH("/deploys/:id", deploysWrite, handleFinishDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 
 	v1.GET("/gate", read, handleGateQuery(d.Gate))
 	v1.POST("/gate", read, handleGateJSON(d.Gate, d.MaxBodyBytes))
 	v1.GET("/decisions/:id", read, handleGetDecision(d.Store))
+	v1.GET("/dora", read, handleDORA(d.Store, d.Delivery, d.Clock))
 
 	v1.POST("/overrides", overridesWrite, handleCreateOverride(d.Store, d.Gate, d.Clock, d.MaxOverrideTTL, d.MaxBodyBytes))
 	v1.DELETE("/overrides/:id", overridesWrite, handleRevokeOverride(d.Store, d.Gate))
@@ -48,5 +49,5 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 
 	// GitHub signs its deliveries instead of sending a token: the handler
 	// verifies the HMAC of the body under the shared secret.
-	v1.POST("/webhooks/github", handleGitHubWebhook(d.GitHubWebhookSecret, d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
+	v1.POST("/webhooks/github", handleGitHubWebhook(d.GitHubWebhookSecret, d.Store, d.Gate, d.Commits, d.Clock, d.MaxBodyBytes))
 }

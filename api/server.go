@@ -98,7 +98,14 @@ type Deps struct {
 	// GitHub's deliveries to POST /v1/webhooks/github. Empty: that route
 	// is off (404).
 	GitHubWebhookSecret string
-	Clock               func() time.Time
+	// Delivery finds the burns behind GET /v1/dora and measures the
+	// impact of a deploy (GET /v1/deploys/{id}). Optional: without it,
+	// /v1/dora reads deploy statuses only and deploys carry no impact.
+	Delivery Delivery
+	// Commits lists the commits a GitHub deployment ships (the compare
+	// API). Optional: without it, a GitHub deploy carries no commits.
+	Commits CommitLister
+	Clock   func() time.Time
 }
 
 func (d *Deps) defaults() {

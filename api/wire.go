@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/slogate/slogate/gate/dora"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -24,6 +25,16 @@ type Deploy struct {
 	CreatedAt       time.Time         `json:"createdAt"`
 	// CreatedBy is the name of the token that recorded it.
 	CreatedBy string `json:"createdBy,omitempty"`
+	// Commits are the changes it ships.
+	Commits []Commit `json:"commits,omitempty"`
+	// Impact is what it cost (GET /v1/deploys/{id} only).
+	Impact *dora.Impact `json:"impact,omitempty"`
+}
+
+// Commit is one change a deploy ships; Time is null when unknown.
+type Commit struct {
+	SHA  string     `json:"sha"`
+	Time *time.Time `json:"time"`
 }
 
 func deployOut(d store.Deploy) Deploy {
@@ -31,7 +42,7 @@ func deployOut(d store.Deploy) Deploy {
 		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
 		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,
 		Strategy: d.Strategy, Labels: d.Labels, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-		Status: d.Status, CreatedAt: d.CreatedAt, CreatedBy: d.CreatedBy,
+		Status: d.Status, CreatedAt: d.CreatedAt, CreatedBy: d.CreatedBy, Commits: commitsOut(d.Commits),
 	}
 }
 
@@ -76,6 +87,15 @@ type createDeployRequest struct {
 	Strategy        string            `json:"strategy"`
 	StartedAt       string            `json:"startedAt"`
 	Labels          map[string]string `json:"labels"`
+	// Commits are the changes shipped; CommitTime alone is the time of
+	// Commit.
+	Commits    []commitRequest `json:"commits"`
+	CommitTime string          `json:"commitTime"`
+}
+
+type commitRequest struct {
+	SHA  string `json:"sha"`
+	Time string `json:"time"`
 }
 
 type finishDeployRequest struct {

@@ -41,22 +41,39 @@ func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
 	if d.Status != "" && !validStatus(d.Status) {
 		errs = append(errs, fmt.Errorf("deploy: unknown status %q: %w", d.Status, ErrInvalid))
 	}
+	for i, c := range d.Commits {
+		if strings.TrimSpace(c.SHA) == "" {
+			errs = append(errs, fmt.Errorf("deploy: commits[%d].sha is required: %w", i, ErrInvalid))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Deploy{}, "", err
 	}
 	d.StartedAt = UTC(d.StartedAt)
+	if len(d.Commits) == 0 {
+		d.Commits = nil
+	} else {
+		cs := make([]Commit, len(d.Commits))
+		for i, c := range d.Commits {
+			cs[i] = Commit{SHA: c.SHA, Time: UTC(c.Time)}
+		}
+		d.Commits = cs
+	}
 	d.FinishedAt = utcPtr(d.FinishedAt)
 	if len(d.Labels) == 0 {
 		d.Labels = nil
 	} else {
 		d.Labels = maps.Clone(d.Labels)
 	}
+	// Commits join the body only when there are some, so that the keys of
+	// deploys recorded before commits existed keep their hash.
 	body, err := json.Marshal(struct {
 		Service, Environment, Version, PreviousVersion, Commit, PipelineURL, Strategy, Status string
 		Labels                                                                                map[string]string
 		StartedAt                                                                             time.Time
 		FinishedAt                                                                            *time.Time
-	}{d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy, d.Status, d.Labels, d.StartedAt, d.FinishedAt})
+		Commits                                                                               []Commit `json:",omitempty"`
+	}{d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy, d.Status, d.Labels, d.StartedAt, d.FinishedAt, d.Commits})
 	if err != nil {
 		return Deploy{}, "", fmt.Errorf("deploy: %w", err)
 	}
@@ -275,6 +292,42 @@ func decodeLabels(b []byte) (map[string]string, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// commitJSON is a commit as the deploys table stores it.
+type commitJSON struct {
+	SHA  string    `json:"sha"`
+	Time time.Time `json:"time,omitzero"`
+}
+
+func encodeCommits(cs []Commit) string {
+	if len(cs) == 0 {
+		return "[]"
+	}
+	out := make([]commitJSON, len(cs))
+	for i, c := range cs {
+		out[i] = commitJSON{SHA: c.SHA, Time: c.Time}
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+func decodeCommits(b []byte) ([]Commit, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var in []commitJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("commits: %w", err)
+	}
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]Commit, len(in))
+	for i, c := range in {
+		out[i] = Commit{SHA: c.SHA, Time: UTC(c.Time)}
+	}
+	return out, nil
 }
 
 func encodeLabels(m map[string]string) string {

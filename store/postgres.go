@@ -133,18 +133,21 @@ func utcOrNil(t *time.Time) *time.Time {
 	return &u
 }
 
-const pgDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels::text, started_at, finished_at, status, created_at, created_by"
+const pgDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels::text, started_at, finished_at, status, created_at, created_by, commits::text"
 
 func scanPGDeploy(sc pgx.Row, extra ...any) (Deploy, error) {
 	var d Deploy
-	var labels string
+	var labels, commits string
 	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
-		&d.PipelineURL, &d.Strategy, &labels, &d.StartedAt, &d.FinishedAt, &d.Status, &d.CreatedAt, &d.CreatedBy}, extra...)
+		&d.PipelineURL, &d.Strategy, &labels, &d.StartedAt, &d.FinishedAt, &d.Status, &d.CreatedAt, &d.CreatedBy, &commits}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Deploy{}, err
 	}
 	var err error
 	if d.Labels, err = decodeLabels([]byte(labels)); err != nil {
+		return Deploy{}, err
+	}
+	if d.Commits, err = decodeCommits([]byte(commits)); err != nil {
 		return Deploy{}, err
 	}
 	d.StartedAt, d.CreatedAt, d.FinishedAt = d.StartedAt.UTC(), d.CreatedAt.UTC(), utcOrNil(d.FinishedAt)
@@ -175,15 +178,15 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 		out, created = Deploy{}, false
 		tag, err := q.Exec(ctx, `WITH ins AS (
 			INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
-				pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, idempotency_key, request_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13, $14, $15, $16)
+				pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, idempotency_key, request_hash, commits)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13, $14, $15, $16, $21::text::jsonb)
 			ON CONFLICT (idempotency_key) DO NOTHING
 			RETURNING id)
 			INSERT INTO audit_log (at, actor, action, subject, detail)
 			SELECT $17, $18, $19, id, $20 FROM ins`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
 			encodeLabels(d.Labels), d.StartedAt, d.FinishedAt, d.Status, d.CreatedAt, d.CreatedBy, key, hash,
-			audit.At, audit.Actor, audit.Action, audit.Detail)
+			audit.At, audit.Actor, audit.Action, audit.Detail, encodeCommits(d.Commits))
 		if isUniqueViolation(err) {
 			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)
 		}

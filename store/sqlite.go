@@ -345,20 +345,23 @@ func collectSQLite[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, e
 	return out, rows.Err()
 }
 
-const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by"
+const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, commits"
 
 func scanSQLiteDeploy(sc scanner, extra ...any) (Deploy, error) {
 	var d Deploy
-	var labels string
+	var labels, commits string
 	var started, created int64
 	var finished sql.NullInt64
 	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
-		&d.PipelineURL, &d.Strategy, &labels, &started, &finished, &d.Status, &created, &d.CreatedBy}, extra...)
+		&d.PipelineURL, &d.Strategy, &labels, &started, &finished, &d.Status, &created, &d.CreatedBy, &commits}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Deploy{}, err
 	}
 	var err error
 	if d.Labels, err = decodeLabels([]byte(labels)); err != nil {
+		return Deploy{}, err
+	}
+	if d.Commits, err = decodeCommits([]byte(commits)); err != nil {
 		return Deploy{}, err
 	}
 	d.StartedAt, d.CreatedAt, d.FinishedAt = fromUS(started), fromUS(created), fromNullUS(finished)
@@ -380,9 +383,9 @@ func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		out, created = Deploy{}, false // this may run twice (see tx)
 		res, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
-			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt), d.CreatedBy,
+			encodeLabels(d.Labels), us(d.StartedAt), nullUS(d.FinishedAt), d.Status, us(d.CreatedAt), d.CreatedBy, encodeCommits(d.Commits),
 			sql.NullString{String: idempotencyKey, Valid: idempotencyKey != ""}, hash)
 		if isSQLiteConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 			return fmt.Errorf("deploy %s already exists: %w", d.ID, ErrConflict)

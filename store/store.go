@@ -77,6 +77,28 @@ type Deploy struct {
 	// CreatedBy names who recorded it (an API token's name). It is not part
 	// of the idempotency body.
 	CreatedBy string
+	// Commits are the changes the deploy ships, in the order given; nil
+	// when none were given. Lead time for changes reads the earliest
+	// commit time.
+	Commits []Commit
+}
+
+// Commit is one change a deploy ships.
+type Commit struct {
+	SHA string
+	// Time is when the change was committed (zero: unknown).
+	Time time.Time
+}
+
+// EarliestCommit is the earliest known commit time of d, or false.
+func (d Deploy) EarliestCommit() (time.Time, bool) {
+	var first time.Time
+	for _, c := range d.Commits {
+		if !c.Time.IsZero() && (first.IsZero() || c.Time.Before(first)) {
+			first = c.Time
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // DeployFilter selects deploys, newest (by StartedAt) first.

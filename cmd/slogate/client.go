@@ -149,6 +149,7 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 		Strategy        string            `json:"strategy,omitempty"`
 		Labels          map[string]string `json:"labels,omitempty"`
 		StartedAt       string            `json:"startedAt,omitempty"`
+		Commits         []commitJSON      `json:"commits,omitempty"`
 	}
 	fs.StringVar(&d.Service, "service", "", "service (required)")
 	fs.StringVar(&d.Environment, "environment", "", "environment (required)")
@@ -160,6 +161,8 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 	fs.StringVar(&d.StartedAt, "started-at", "", "when the deploy began, RFC 3339 (default now)")
 	var labels stringList
 	fs.Var(&labels, "label", "label key=value (repeatable)")
+	prevCommit := fs.String("previous-commit", "", "commit of the previous deploy (default: the server's newest deploy of the service and environment)")
+	gitDir := fs.String("git-dir", ".", "git checkout whose commits previous..commit the deploy ships (\"\": send none)")
 	key := fs.String("idempotency-key", "", "Idempotency-Key header: the same key twice records the deploy once (default: derived from the deploy and the CI run attempt: GITHUB_RUN_ID+GITHUB_RUN_ATTEMPT, CI_JOB_ID or BUILD_TAG; none outside CI)")
 	output := fs.String("o", "id", "output: id (the deploy id alone) or json")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -196,6 +199,9 @@ func runDeploy(ctx context.Context, env *environment, args []string) error {
 	}
 	if *key == "" {
 		*key = deployKey(env.getenv, d.Service, d.Environment, d.Version)
+	}
+	if d.Commit != "" && *gitDir != "" {
+		d.Commits = deployCommits(ctx, env, c, *gitDir, d.Service, d.Environment, d.Commit, *prevCommit)
 	}
 	var out map[string]any
 	h := http.Header{}

@@ -87,6 +87,7 @@ func commands() map[string]command {
 		"budget":     {"measure SLOs straight from their sources: budget left, burn rates, firing alerts", runBudget},
 		"deploy":     {"record a deploy with a slogate server and print its id", runDeploy},
 		"check":      {"ask a slogate server's gate: exit 0 promote, 1 halt, 3 still wait, 2 error", runCheck},
+		"dora":       {"print the four DORA keys a slogate server computes from deploys and SLO burn", runDORA},
 		"backtest":   {"replay the recorded deploys of a period under today's policies and compare with what happened", runBacktest},
 		"serve":      {"run the server: gate API, deploy events, scheduled evaluation (see --config)", runServe},
 		"version":    {"print slogate's version", runVersion},

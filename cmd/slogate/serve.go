@@ -229,6 +229,11 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		st.Close()
 		return nil, err
 	}
+	delivery, commits, err := s.doraDeps(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	tokens := make([]api.Token, len(cfg.Auth.Tokens))
 	for i, t := range cfg.Auth.Tokens {
 		tokens[i] = api.Token{Name: t.Name, Value: t.Value, Scopes: t.Scopes}
@@ -236,6 +241,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 	s.handler = api.NewServer(api.Deps{
 		Gate: s.engine, Store: apiStore, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
 		GitHubWebhookSecret: cfg.Webhooks.gitHubWebhookSecret(),
+		Delivery:            delivery, Commits: commits,
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")

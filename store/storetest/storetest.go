@@ -52,6 +52,7 @@ func PerTest(newDSN func(t *testing.T) string) Opener {
 // Run runs the conformance suite.
 func Run(t *testing.T, open Opener) {
 	t.Run("deploys", func(t *testing.T) { testDeploys(t, open) })
+	t.Run("commits", func(t *testing.T) { testCommits(t, open) })
 	t.Run("idempotency", func(t *testing.T) { testIdempotency(t, open) })
 	t.Run("pagination", func(t *testing.T) { testPagination(t, open) })
 	t.Run("finishing", func(t *testing.T) { testFinish(t, open) })
@@ -198,6 +199,81 @@ func testDeploys(t *testing.T, open Opener) {
 				}
 			})
 		}
+	})
+}
+
+func testCommits(t *testing.T, open Opener) {
+	t.Run("a deploy's commits read back in order, their times in UTC to the microsecond, in a list too", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d := newDeploy("checkout", "production", "v2", base)
+		d.Commits = []store.Commit{
+			{SHA: "bbb", Time: base.Add(-time.Hour)},
+			{SHA: "aaa", Time: base.Add(-3 * time.Hour)},
+			{SHA: "ccc"}, // a commit whose time is unknown
+		}
+		got := must[store.Deploy](t)(func() (store.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
+		want := []store.Commit{
+			{SHA: "bbb", Time: base.Add(-time.Hour).UTC().Truncate(time.Microsecond)},
+			{SHA: "aaa", Time: base.Add(-3 * time.Hour).UTC().Truncate(time.Microsecond)},
+			{SHA: "ccc"},
+		}
+		if !reflect.DeepEqual(got.Commits, want) {
+			t.Errorf("CreateDeploy commits = %+v, want %+v", got.Commits, want)
+		}
+		read := must[store.Deploy](t)(s.GetDeploy(ctx, got.ID))
+		if !reflect.DeepEqual(read, got) {
+			t.Errorf("GetDeploy = %+v\nwant        %+v", read, got)
+		}
+		list, _ := func() ([]store.Deploy, error) { l, _, err := s.ListDeploys(ctx, store.DeployFilter{}); return l, err }()
+		if len(list) != 1 || !reflect.DeepEqual(list[0].Commits, want) {
+			t.Errorf("ListDeploys = %+v, want the commits %+v", list, want)
+		}
+		if first, ok := read.EarliestCommit(); !ok || !first.Equal(want[1].Time) {
+			t.Errorf("EarliestCommit = %v, %v; want %v", first, ok, want[1].Time)
+		}
+		fin := must[store.Deploy](t)(s.FinishDeploy(ctx, got.ID, store.StatusSucceeded, base.Add(time.Minute)))
+		if !reflect.DeepEqual(fin.Commits, want) {
+			t.Errorf("FinishDeploy commits = %+v, want %+v", fin.Commits, want)
+		}
+	})
+	t.Run("a deploy without commits has none and no earliest commit", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d := newDeploy("checkout", "production", "v2", base)
+		d.Commits = []store.Commit{}
+		got := must[store.Deploy](t)(func() (store.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
+		read := must[store.Deploy](t)(s.GetDeploy(ctx, got.ID))
+		if got.Commits != nil || read.Commits != nil {
+			t.Errorf("commits = %#v, read back %#v; want nil", got.Commits, read.Commits)
+		}
+		if _, ok := read.EarliestCommit(); ok {
+			t.Error("EarliestCommit found one in a deploy without commits")
+		}
+	})
+	t.Run("a commit without a sha is invalid", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d := newDeploy("checkout", "production", "v2", base)
+		d.Commits = []store.Commit{{SHA: "abc"}, {SHA: " ", Time: base}}
+		_, _, err := s.CreateDeploy(ctx, d, "")
+		wantErr(t, err, store.ErrInvalid)
+		if err == nil || !strings.Contains(err.Error(), "commits[1].sha") {
+			t.Errorf("err = %v, want it to name commits[1].sha", err)
+		}
+	})
+	t.Run("commits are part of the idempotency body", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		d := newDeploy("checkout", "production", "v2", base)
+		d.Commits = []store.Commit{{SHA: "abc", Time: base.Add(-time.Hour)}}
+		first, _, err := s.CreateDeploy(ctx, d, "key-c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, created, err := s.CreateDeploy(ctx, d, "key-c")
+		if err != nil || created || again.ID != first.ID {
+			t.Fatalf("same commits again = %s, %v, %v; want the first deploy, not created", again.ID, created, err)
+		}
+		d.Commits = []store.Commit{{SHA: "def", Time: base.Add(-time.Hour)}}
+		_, _, err = s.CreateDeploy(ctx, d, "key-c")
+		wantErr(t, err, store.ErrIdempotencyConflict)
 	})
 }
 
