@@ -342,6 +342,15 @@ func TestTheBaselineIsNeverAFailedVersion(t *testing.T) {
 	if a.Baseline != "v1" {
 		t.Fatalf("baseline %q, want v1 (v2 was rolled back)", a.Baseline)
 	}
+	// A redeploy of v3 compares with v1 too, not with the earlier v3.
+	deploys["dep_4"] = Deploy{ID: "dep_4", Service: "checkout", Environment: "production", Version: "v3", StartedAt: now.Add(-10 * time.Minute)}
+	a, err = e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", DeployID: "dep_4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Baseline != "v1" {
+		t.Fatalf("baseline of a redeploy %q, want v1", a.Baseline)
+	}
 }
 
 // TestFewEventsInTheBudgetPeriodAreNotAnExhaustedBudget: minutes into a

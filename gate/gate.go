@@ -133,9 +133,9 @@ type Deploys interface {
 	// ErrUnknownDeploy.
 	Deploy(ctx context.Context, id string) (Deploy, error)
 	// Latest returns the newest deploy of service in env started before
-	// the instant that did not fail or roll back (a baseline); found is
-	// false when there is none.
-	Latest(ctx context.Context, service, env string, before time.Time) (d Deploy, found bool, err error)
+	// the instant, of another version than notVersion, that did not fail
+	// or roll back (a baseline); found is false when there is none.
+	Latest(ctx context.Context, service, env string, before time.Time, notVersion string) (d Deploy, found bool, err error)
 	// OfVersion returns the newest deploy of a version of service in env
 	// started at or before the instant; found is false when there is none.
 	OfVersion(ctx context.Context, service, env, version string, before time.Time) (d Deploy, found bool, err error)
@@ -630,7 +630,7 @@ func (e *Engine) baseline(ctx context.Context, d Deploy) (string, error) {
 	if d.PreviousVersion != "" || e.cfg.Deploys == nil {
 		return d.PreviousVersion, nil
 	}
-	prev, found, err := e.cfg.Deploys.Latest(ctx, d.Service, d.Environment, d.StartedAt)
+	prev, found, err := e.cfg.Deploys.Latest(ctx, d.Service, d.Environment, d.StartedAt, d.Version)
 	if err != nil {
 		return "", fmt.Errorf("gate %s/%s: previous deploy: %w", d.Service, d.Environment, err)
 	}

@@ -62,11 +62,11 @@ func (f fakeDeploys) Deploy(_ context.Context, id string) (Deploy, error) {
 	return d, nil
 }
 
-func (f fakeDeploys) Latest(_ context.Context, service, env string, before time.Time) (Deploy, bool, error) {
+func (f fakeDeploys) Latest(_ context.Context, service, env string, before time.Time, notVersion string) (Deploy, bool, error) {
 	var best Deploy
 	found := false
 	for _, d := range f {
-		if d.Service == service && d.Environment == env && d.StartedAt.Before(before) && !d.failed() && (!found || d.StartedAt.After(best.StartedAt)) {
+		if d.Service == service && d.Environment == env && d.StartedAt.Before(before) && !d.failed() && d.Version != notVersion && (!found || d.StartedAt.After(best.StartedAt)) {
 			best, found = d, true
 		}
 	}

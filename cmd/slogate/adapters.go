@@ -30,11 +30,12 @@ func (a storeDeploys) Deploy(ctx context.Context, id string) (gate.Deploy, error
 	return gateDeploy(d), nil
 }
 
-// Latest is the newest deploy started strictly before the instant that
-// did not fail or roll back: a canary's baseline.
-func (a storeDeploys) Latest(ctx context.Context, service, env string, before time.Time) (gate.Deploy, bool, error) {
+// Latest is the newest deploy started strictly before the instant, of
+// another version, that did not fail or roll back: a canary's baseline.
+// A redeploy of the same version looks past the earlier deploys of it.
+func (a storeDeploys) Latest(ctx context.Context, service, env string, before time.Time, notVersion string) (gate.Deploy, bool, error) {
 	return a.newest(ctx, store.DeployFilter{Service: service, Environment: env, Before: before}, func(d store.Deploy) bool {
-		return d.StartedAt.Before(before) && d.Status != store.StatusFailed && d.Status != store.StatusRolledBack
+		return d.StartedAt.Before(before) && d.Version != notVersion && d.Status != store.StatusFailed && d.Status != store.StatusRolledBack
 	})
 }
 
