@@ -98,7 +98,14 @@ type Deps struct {
 	// GitHub's deliveries to POST /v1/webhooks/github. Empty: that route
 	// is off (404).
 	GitHubWebhookSecret string
-	Clock               func() time.Time
+	// GitHubRules answers deployment_protection_rule events (a GitHub
+	// App). Nil: those events are answered 404.
+	GitHubRules ProtectionRules
+	// GitHubServices maps a repository ("owner/name") to the service its
+	// deployments deploy; it wins over the deployment payload's service
+	// and the repository's name.
+	GitHubServices map[string]string
+	Clock          func() time.Time
 }
 
 func (d *Deps) defaults() {
