@@ -183,6 +183,13 @@ func (r *Rules) Request(ctx context.Context, p Pending) error {
 	return nil
 }
 
+// CheckCallback refuses a callback URL that is not under the API base,
+// fetching nothing.
+func (r *Rules) CheckCallback(raw string) error {
+	_, err := r.cfg.App.CheckCallback(raw)
+	return err
+}
+
 // CallbackError is a rule refused for its callback URL.
 type CallbackError struct{ Reason string }
 
