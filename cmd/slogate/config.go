@@ -138,6 +138,21 @@ type NotifyConfig struct {
 		Labels  []string `yaml:"labels"`
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"github"`
+	// Jira files feedback issues in Jira Cloud or Data Center.
+	Jira *JiraConfig `yaml:"jira"`
+}
+
+// JiraConfig is notify.jira.
+type JiraConfig struct {
+	URL        string   `yaml:"url"`
+	Flavor     string   `yaml:"flavor"` // cloud (default) or datacenter
+	Project    string   `yaml:"project"`
+	IssueType  string   `yaml:"issueType"`
+	Email      string   `yaml:"email"` // Cloud: the API token's account
+	Token      string   `yaml:"token"` // Cloud: API token; Data Center: personal access token
+	Labels     []string `yaml:"labels"`
+	Components []string `yaml:"components"`
+	Timeout    Duration `yaml:"timeout"`
 }
 
 // AuthConfig holds the API's bearer tokens.
