@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/slogate/slogate/store"
 )
+
+// clientDeployID is the form of a deploy id a client may choose.
+var clientDeployID = regexp.MustCompile(`^dep_[A-Za-z0-9][A-Za-z0-9_.-]{0,299}$`)
 
 // Deploy strategies.
 var strategies = []string{"rolling", "canary", "bluegreen"}
@@ -62,7 +66,15 @@ func (r createDeployRequest) deploy(now time.Time) (store.Deploy, fields) {
 			break
 		}
 	}
+	switch {
+	case r.ID == "":
+	case !clientDeployID.MatchString(r.ID):
+		f.add("id", "must be dep_ followed by at most 300 letters, digits, '_', '.' or '-', got %q", r.ID)
+	case strings.HasPrefix(r.ID, githubDeployIDPrefix):
+		f.add("id", "the prefix %s is kept for GitHub's deployments", githubDeployIDPrefix)
+	}
 	d := store.Deploy{
+		ID:      r.ID,
 		Service: r.Service, Environment: r.Environment, Version: r.Version,
 		PreviousVersion: r.PreviousVersion, Commit: r.Commit, PipelineURL: r.PipelineURL,
 		Strategy: r.Strategy, StartedAt: started,
