@@ -102,6 +102,11 @@ func handleCreateDeploy(s Store, g Gate, clock func() time.Time, maxBody int64) 
 			fail(c, err)
 			return
 		}
+		if key == "" && d.ID != "" {
+			// A chosen id is its own idempotency key: the same body again
+			// is the same deploy.
+			key = "deploy-id/" + d.ID
+		}
 		// The store audits the deploy in the transaction that records it.
 		d.CreatedBy = principal(ctx)
 		stored, created, err := s.CreateDeploy(ctx, d, key)
