@@ -335,9 +335,9 @@ func TestNotifyFailures(t *testing.T) {
 		notBefore time.Duration
 	}{
 		"a 429 with Retry-After is retried, not before it": {failure{status: 429, header: map[string]string{"Retry-After": "30"}}, true, 30 * time.Second},
-		"a 503 is retried":                                 {failure{status: 503, body: "<html>down</html>"}, true, 0},
-		"a 400 is final":                                   {failure{status: 400, body: `{"errorMessages":[],"errors":{"issuetype":"The issue type selected is invalid."}}`}, false, 0},
-		"a 401 is final":                                   {failure{status: 401, body: `{"errorMessages":["You are not authenticated."]}`}, false, 0},
+		"a 503 is retried": {failure{status: 503, body: "<html>down</html>"}, true, 0},
+		"a 400 is final":   {failure{status: 400, body: `{"errorMessages":[],"errors":{"issuetype":"The issue type selected is invalid."}}`}, false, 0},
+		"a 401 is final":   {failure{status: 401, body: `{"errorMessages":["You are not authenticated."]}`}, false, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			fake, srv := newFake(t, true)

@@ -284,4 +284,3 @@ slos: {existingConfigMap: my-slos}
 		})
 	}
 }
-
