@@ -237,7 +237,7 @@ func (a *App) CheckCallback(raw string) (Callback, error) {
 	}
 	rest, ok := strings.CutPrefix(u.EscapedPath(), a.base.EscapedPath())
 	m := callbackPath.FindStringSubmatch(rest)
-	if !ok || m == nil {
+	if !ok || m == nil || strings.Trim(m[1], ".") == "" || strings.Trim(m[2], ".") == "" {
 		return Callback{}, fmt.Errorf("is not %s/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule", a.base)
 	}
 	run, err := strconv.ParseInt(m[3], 10, 64)
