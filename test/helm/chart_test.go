@@ -269,6 +269,26 @@ slos: {existingConfigMap: my-slos}
 		}
 	})
 
+	t.Run("existing ConfigMaps replace the rendered config and SLO files", func(t *testing.T) {
+		files, err := render(t, "existingConfigMap: my-config\nslos: {existingConfigMap: my-slos}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := decode(t, files)
+		if len(o.configMaps) != 0 {
+			t.Fatalf("%d config maps rendered, want none", len(o.configMaps))
+		}
+		got := map[string]string{}
+		for _, v := range o.deployments[0].Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil {
+				got[v.Name] = v.ConfigMap.Name
+			}
+		}
+		if got["config"] != "my-config" || got["slos"] != "my-slos" {
+			t.Fatalf("config map volumes %v", got)
+		}
+	})
+
 	for name, tc := range map[string]struct{ values, want string }{
 		"two replicas on SQLite are refused":     {"replicas: 2", "replicas > 1 needs store.type: postgres"},
 		"PostgreSQL without a DSN Secret":        {"store: {type: postgres}", "store.postgres.dsnSecret.name"},
