@@ -53,10 +53,14 @@ func TestGitHubProtectionRuleWebhook(t *testing.T) {
 				return ghPayload(t, "deployment_protection_rule", "https://api.github.com/repos/acme/checkout/actions", "https://evil.example.com/repos/acme/checkout/actions")
 			}, status: http.StatusUnprocessableEntity, field: "deployment_callback_url"},
 		"a rule without its installation names the field": {
-			body: func(t *testing.T) string { return ghPayload(t, "deployment_protection_rule", `"installation": {"id": 42424242,`, `"installation": {"id": 0,`) },
+			body: func(t *testing.T) string {
+				return ghPayload(t, "deployment_protection_rule", `"installation": {"id": 42424242,`, `"installation": {"id": 0,`)
+			},
 			status: http.StatusBadRequest, field: "installation.id"},
 		"another action changes nothing": {
-			body: func(t *testing.T) string { return ghPayload(t, "deployment_protection_rule", `"action": "requested"`, `"action": "completed"`) }, status: http.StatusAccepted},
+			body: func(t *testing.T) string {
+				return ghPayload(t, "deployment_protection_rule", `"action": "requested"`, `"action": "completed"`)
+			}, status: http.StatusAccepted},
 		"without a configured App the event is 404": {
 			body: func(t *testing.T) string { return ghPayload(t, "deployment_protection_rule") }, rulesOff: true, status: http.StatusNotFound, field: "webhooks.github.app"},
 	} {
