@@ -25,6 +25,8 @@ deps: ## install the Debian packages the tests run for real (prometheus, alertma
 
 test: deps fmt-check vet ## gofmt check, go vet and every test with the race detector (real Prometheus, Alertmanager, PostgreSQL)
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+	@echo "== test/helm: the Helm chart rendered by Helm's Go packages (a module of its own)"
+	cd test/helm && $(GO) vet ./... && $(GO) test -timeout 10m -count=1 ./...
 
 vet: ## go vet
 	$(GO) vet $(PKGS)

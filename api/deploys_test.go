@@ -225,3 +225,41 @@ func TestFinishingADeploy(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateDeployWithAChosenID: a sender that cannot read the answer
+// (Argo CD notifications) names the deploy, then finishes it by that id.
+func TestCreateDeployWithAChosenID(t *testing.T) {
+	h := newHarness(t)
+	const chosen = `{"id":"dep_argocd_argocd_checkout_9f2c1e4","service":"checkout","environment":"production","version":"9f2c1e4"}`
+	const other = `{"id":"dep_argocd_argocd_cart_1","service":"cart","environment":"production","version":"1"}`
+	steps := []struct {
+		name   string
+		c      call
+		status int
+		field  string
+	}{
+		{"a chosen id is stored as given", call{method: "POST", path: "/v1/deploys", token: tokCI, body: chosen, header: map[string]string{"Idempotency-Key": "k1"}}, http.StatusCreated, ""},
+		{"the same key and body again replay the deploy", call{method: "POST", path: "/v1/deploys", token: tokCI, body: chosen, header: map[string]string{"Idempotency-Key": "k1"}}, http.StatusOK, ""},
+		{"another key for the same id is a conflict", call{method: "POST", path: "/v1/deploys", token: tokCI, body: chosen, header: map[string]string{"Idempotency-Key": "k2"}}, http.StatusConflict, ""},
+		{"a chosen id without a key is created once", call{method: "POST", path: "/v1/deploys", token: tokCI, body: other}, http.StatusCreated, ""},
+		{"and the same body again replays it (the id is its key)", call{method: "POST", path: "/v1/deploys", token: tokCI, body: other}, http.StatusOK, ""},
+		{"the id again with another body is refused", call{method: "POST", path: "/v1/deploys", token: tokCI, body: strings.Replace(other, `"version":"1"`, `"version":"2"`, 1)}, http.StatusUnprocessableEntity, ""},
+		{"the deploy is finished by its chosen id", call{method: "PATCH", path: "/v1/deploys/dep_argocd_argocd_checkout_9f2c1e4", token: tokCI, body: `{"status":"failed"}`}, http.StatusOK, ""},
+		{"an id without the dep_ prefix is refused", call{method: "POST", path: "/v1/deploys", token: tokCI, body: `{"id":"argo-1","service":"a","environment":"b","version":"c"}`}, http.StatusBadRequest, "id"},
+		{"GitHub's prefix is refused", call{method: "POST", path: "/v1/deploys", token: tokCI, body: `{"id":"dep_gh_1","service":"a","environment":"b","version":"c"}`}, http.StatusBadRequest, "id"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			r := h.do(t, st.c)
+			if r.status != st.status {
+				t.Fatalf("%s %s: %d %s, want %d", st.c.method, st.c.path, r.status, r.body, st.status)
+			}
+			if st.field != "" && !strings.Contains(string(r.body), `"field":"`+st.field+`"`) {
+				t.Fatalf("problem %s does not name the field %s", r.body, st.field)
+			}
+			if st.status == http.StatusCreated && !strings.HasPrefix(r.header.Get("Location"), "/v1/deploys/dep_argocd_argocd_") {
+				t.Fatalf("Location %q", r.header.Get("Location"))
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/slogate/slogate/store"
 )
+
+// clientDeployID is the form of a deploy id a client may choose.
+var clientDeployID = regexp.MustCompile(`^dep_[A-Za-z0-9][A-Za-z0-9_.-]{0,299}$`)
 
 // Deploy strategies.
 var strategies = []string{"rolling", "canary", "bluegreen"}
@@ -62,7 +66,15 @@ func (r createDeployRequest) deploy(now time.Time) (store.Deploy, fields) {
 			break
 		}
 	}
+	switch {
+	case r.ID == "":
+	case !clientDeployID.MatchString(r.ID):
+		f.add("id", "must be dep_ followed by at most 300 letters, digits, '_', '.' or '-', got %q", r.ID)
+	case strings.HasPrefix(r.ID, githubDeployIDPrefix):
+		f.add("id", "the prefix %s is kept for GitHub's deployments", githubDeployIDPrefix)
+	}
 	d := store.Deploy{
+		ID:      r.ID,
 		Service: r.Service, Environment: r.Environment, Version: r.Version,
 		PreviousVersion: r.PreviousVersion, Commit: r.Commit, PipelineURL: r.PipelineURL,
 		Strategy: r.Strategy, StartedAt: started,
@@ -90,6 +102,11 @@ func handleCreateDeploy(s Store, g Gate, clock func() time.Time, maxBody int64) 
 		if err := f.err(); err != nil {
 			fail(c, err)
 			return
+		}
+		if key == "" && d.ID != "" {
+			// A chosen id is its own idempotency key: the same body again
+			// is the same deploy.
+			key = "deploy-id/" + d.ID
 		}
 		// The store audits the deploy in the transaction that records it.
 		d.CreatedBy = principal(ctx)

@@ -83,7 +83,7 @@ type WebhookIgnored struct {
 // cannot send a bearer token: a delivery is authenticated by the HMAC-SHA256
 // of its raw body under the shared secret (X-Hub-Signature-256), compared
 // in constant time. Without a secret the route is off (404).
-func handleGitHubWebhook(secret string, s Store, g Gate, commits CommitLister, clock func() time.Time, maxBody int64) gin.HandlerFunc {
+func handleGitHubWebhook(secret string, s Store, g Gate, commits CommitLister, rules ProtectionRules, services map[string]string, clock func() time.Time, maxBody int64) gin.HandlerFunc {
 	key := []byte(secret)
 	return func(c *gin.Context) {
 		if len(key) == 0 {
@@ -114,7 +114,7 @@ func handleGitHubWebhook(secret string, s Store, g Gate, commits CommitLister, c
 		event := c.GetHeader(githubEventHeader)
 		ctx := c.Request.Context()
 		Logger(ctx).InfoContext(ctx, "GitHub webhook", "event", event, "delivery", c.GetHeader(githubDeliveryHeader))
-		h := githubHandler{s: s, g: g, commits: commits, now: clock()}
+		h := githubHandler{s: s, g: g, commits: commits, rules: rules, services: services, now: clock()}
 		switch event {
 		case "":
 			fail(c, invalid(FieldError{Field: githubEventHeader, Message: "is required (GitHub names the event in it)"}))
@@ -124,6 +124,8 @@ func handleGitHubWebhook(secret string, s Store, g Gate, commits CommitLister, c
 			h.deployment(c, body)
 		case "deployment_status":
 			h.deploymentStatus(c, body)
+		case "deployment_protection_rule":
+			h.protectionRule(c, body)
 		default:
 			writeJSON(c, http.StatusAccepted, WebhookIgnored{Ignored: event})
 		}
@@ -156,10 +158,12 @@ func verifyGitHubSignature(key, body []byte, header string) error {
 }
 
 type githubHandler struct {
-	s       Store
-	g       Gate
-	commits CommitLister
-	now     time.Time
+	s        Store
+	g        Gate
+	commits  CommitLister
+	rules    ProtectionRules
+	services map[string]string
+	now      time.Time
 }
 
 // decode reads a verified body, leniently (GitHub sends many fields), and
@@ -192,7 +196,7 @@ func (h githubHandler) deployment(c *gin.Context, body []byte) {
 		fail(c, err)
 		return
 	}
-	d, err := githubDeploy(ev, h.now)
+	d, err := githubDeploy(ev, h.services, h.now)
 	if err != nil {
 		fail(c, err)
 		return
@@ -242,7 +246,7 @@ func (h githubHandler) deploymentStatus(c *gin.Context, body []byte) {
 	case !finishedAt.IsZero() && finishedAt.After(h.now.Add(maxFutureSkew)):
 		f.add("deployment_status.created_at", "must not be in the future")
 	}
-	d, err := githubDeploy(ev, h.now)
+	d, err := githubDeploy(ev, h.services, h.now)
 	if err != nil {
 		f = append(f, problemFor(err).Errors...)
 	}
@@ -302,7 +306,7 @@ func (h githubHandler) create(ctx context.Context, d store.Deploy) (store.Deploy
 // githubDeploy maps a GitHub deployment (and, from a deployment_status
 // event, its status) to the deploy to store. Problems name the field of
 // GitHub's payload the value came from.
-func githubDeploy(ev githubEvent, now time.Time) (store.Deploy, error) {
+func githubDeploy(ev githubEvent, services map[string]string, now time.Time) (store.Deploy, error) {
 	dep, repo := ev.Deployment, ev.Repository
 	var f fields
 	if dep.ID <= 0 {
@@ -311,7 +315,10 @@ func githubDeploy(ev githubEvent, now time.Time) (store.Deploy, error) {
 	if dep.CreatedAt == "" {
 		f.add("deployment.created_at", "is required")
 	}
-	service, serviceField := payloadString(dep.Payload, "service"), "deployment.payload.service"
+	service, serviceField := services[repo.FullName], "repository.full_name"
+	if service == "" {
+		service, serviceField = payloadString(dep.Payload, "service"), "deployment.payload.service"
+	}
 	if service == "" {
 		service, serviceField = repo.Name, "repository.name"
 	}
@@ -381,4 +388,127 @@ func httpURL(s string) bool {
 	}
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// ---- deployment_protection_rule: a GitHub App's custom protection rule.
+
+// ProtectionRule is a deployment_protection_rule request, as the
+// protection-rule runner takes it.
+type ProtectionRule struct {
+	DeploymentID   int64
+	InstallationID int64
+	// CallbackURL is GitHub's deployment_callback_url.
+	CallbackURL string
+	Repository  string // owner/name
+	Environment string
+	Service     string
+	Version     string
+	DeployID    string
+	RequestedAt time.Time
+}
+
+// ProtectionRules answers GitHub's protection rules (the GitHub App's
+// runner, through an adapter in cmd).
+type ProtectionRules interface {
+	// CheckCallback refuses a callback URL that is not under the
+	// configured API base; the error says why. It fetches nothing.
+	CheckCallback(callbackURL string) error
+	// Request records the rule durably, once per deployment and run.
+	Request(ctx context.Context, r ProtectionRule) error
+}
+
+type githubRuleEvent struct {
+	Action       string            `json:"action"`
+	Environment  string            `json:"environment"`
+	CallbackURL  string            `json:"deployment_callback_url"`
+	Deployment   *githubDeployment `json:"deployment"`
+	Repository   *githubRepository `json:"repository"`
+	Installation *struct {
+		ID int64 `json:"id"`
+	} `json:"installation"`
+}
+
+// protectionRule records the deploy of a protection rule's deployment
+// (dep_gh_<id>, as a deployment event would) and hands the rule to the
+// runner, which answers GitHub through the callback: 202. A callback URL
+// outside the API base is refused (422) before anything is recorded.
+func (h githubHandler) protectionRule(c *gin.Context, body []byte) {
+	ctx := c.Request.Context()
+	var ev githubRuleEvent
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&ev); err != nil {
+		fail(c, decodeProblem(err, int64(len(body))))
+		return
+	}
+	if ev.Action != "requested" {
+		writeJSON(c, http.StatusAccepted, WebhookIgnored{Ignored: "deployment_protection_rule", State: ev.Action})
+		return
+	}
+	if h.rules == nil {
+		p := newProblem(http.StatusNotFound, typeNotFound, "protection rules are off: slogate has no webhooks.github.app")
+		p.Errors = []FieldError{{Field: "webhooks.github.app", Message: "is not configured"}}
+		fail(c, p)
+		return
+	}
+	var f fields
+	if ev.Environment == "" {
+		f.add("environment", "is required")
+	}
+	if ev.CallbackURL == "" {
+		f.add("deployment_callback_url", "is required")
+	}
+	if ev.Installation == nil || ev.Installation.ID <= 0 {
+		f.add("installation.id", "is required (the App's installation)")
+	}
+	if ev.Deployment == nil {
+		f.add("deployment", "is required")
+	}
+	if ev.Repository == nil {
+		f.add("repository", "is required")
+	}
+	if err := f.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := h.rules.CheckCallback(ev.CallbackURL); err != nil {
+		Logger(ctx).WarnContext(ctx, "GitHub protection rule refused: callback URL not under the API base",
+			"repository", ev.Repository.FullName, "deployment", ev.Deployment.ID, "reason", err.Error())
+		p := newProblem(http.StatusUnprocessableEntity, typeValidation, "the callback URL is not under slogate's GitHub API base: refused, never called")
+		p.Errors = []FieldError{{Field: "deployment_callback_url", Message: err.Error()}}
+		fail(c, p)
+		return
+	}
+	if ev.Deployment.Environment == "" {
+		ev.Deployment.Environment = ev.Environment
+	}
+	d, err := githubDeploy(githubEvent{Deployment: ev.Deployment, Repository: ev.Repository}, h.services, h.now)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	stored, _, err := h.create(ctx, d)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	err = h.rules.Request(ctx, ProtectionRule{
+		DeploymentID: ev.Deployment.ID, InstallationID: ev.Installation.ID, CallbackURL: ev.CallbackURL,
+		Repository: ev.Repository.FullName, Environment: ev.Environment,
+		Service: stored.Service, Version: stored.Version, DeployID: stored.ID, RequestedAt: h.now,
+	})
+	if err != nil {
+		fail(c, fmt.Errorf("recording the protection rule: %w", err))
+		return
+	}
+	c.Header("Location", "/v1/deploys/"+stored.ID)
+	writeJSON(c, http.StatusAccepted, ProtectionRuleAccepted{State: "pending", DeployID: stored.ID, Service: stored.Service, Environment: ev.Environment})
+}
+
+// ProtectionRuleAccepted answers a protection rule taken: slogate will
+// answer GitHub through the callback.
+type ProtectionRuleAccepted struct {
+	State       string `json:"state"`
+	DeployID    string `json:"deployId"`
+	Service     string `json:"service"`
+	Environment string `json:"environment"`
 }

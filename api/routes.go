@@ -49,5 +49,5 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 
 	// GitHub signs its deliveries instead of sending a token: the handler
 	// verifies the HMAC of the body under the shared secret.
-	v1.POST("/webhooks/github", handleGitHubWebhook(d.GitHubWebhookSecret, d.Store, d.Gate, d.Commits, d.Clock, d.MaxBodyBytes))
+	v1.POST("/webhooks/github", handleGitHubWebhook(d.GitHubWebhookSecret, d.Store, d.Gate, d.Commits, d.GitHubRules, d.GitHubServices, d.Clock, d.MaxBodyBytes))
 }

@@ -105,7 +105,14 @@ type Deps struct {
 	// Commits lists the commits a GitHub deployment ships (the compare
 	// API). Optional: without it, a GitHub deploy carries no commits.
 	Commits CommitLister
-	Clock   func() time.Time
+	// GitHubRules answers deployment_protection_rule events (a GitHub
+	// App). Nil: those events are answered 404.
+	GitHubRules ProtectionRules
+	// GitHubServices maps a repository ("owner/name") to the service its
+	// deployments deploy; it wins over the deployment payload's service
+	// and the repository's name.
+	GitHubServices map[string]string
+	Clock          func() time.Time
 }
 
 func (d *Deps) defaults() {

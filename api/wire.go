@@ -78,6 +78,9 @@ func overrideOut(o store.Override) Override {
 // field's name.
 
 type createDeployRequest struct {
+	// ID, optional, is chosen by a sender that cannot read the answer
+	// and finishes the deploy later by it (Argo CD notifications).
+	ID              string            `json:"id"`
 	Service         string            `json:"service"`
 	Environment     string            `json:"environment"`
 	Version         string            `json:"version"`

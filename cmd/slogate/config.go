@@ -138,6 +138,21 @@ type NotifyConfig struct {
 		Labels  []string `yaml:"labels"`
 		Timeout Duration `yaml:"timeout"`
 	} `yaml:"github"`
+	// Jira files feedback issues in Jira Cloud or Data Center.
+	Jira *JiraConfig `yaml:"jira"`
+}
+
+// JiraConfig is notify.jira.
+type JiraConfig struct {
+	URL        string   `yaml:"url"`
+	Flavor     string   `yaml:"flavor"` // cloud (default) or datacenter
+	Project    string   `yaml:"project"`
+	IssueType  string   `yaml:"issueType"`
+	Email      string   `yaml:"email"` // Cloud: the API token's account
+	Token      string   `yaml:"token"` // Cloud: API token; Data Center: personal access token
+	Labels     []string `yaml:"labels"`
+	Components []string `yaml:"components"`
+	Timeout    Duration `yaml:"timeout"`
 }
 
 // AuthConfig holds the API's bearer tokens.
@@ -157,6 +172,32 @@ type GitHubWebhookConfig struct {
 	// Secret is the webhook's secret in GitHub, at least 16 characters
 	// (use ${VAR}); deliveries are verified by their HMAC-SHA256 under it.
 	Secret string `yaml:"secret"`
+	// App turns on custom deployment protection rules (a GitHub App).
+	App *GitHubAppConfig `yaml:"app"`
+	// Services maps a repository ("owner/name") to the service its
+	// deployments deploy. Default: the deployment payload's service, else
+	// the repository's name.
+	Services map[string]string `yaml:"services"`
+}
+
+// GitHubAppConfig is the GitHub App that answers protection rules.
+type GitHubAppConfig struct {
+	// ID is the App's id (its settings page, "App ID").
+	ID int64 `yaml:"id"`
+	// PrivateKey is the App's private key, PEM (use ${VAR}); or
+	// PrivateKeyFile, a file holding it.
+	PrivateKey     string `yaml:"privateKey"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
+	// APIURL is the REST API base; empty is https://api.github.com
+	// (GitHub Enterprise Server: https://HOST/api/v3). Only URLs under it
+	// are called.
+	APIURL string `yaml:"apiURL"`
+	// Deadline (2h): a rule still waiting this long is rejected.
+	Deadline Duration `yaml:"deadline"`
+	// Interval (1m): how often a waiting rule asks the gate again.
+	Interval Duration `yaml:"interval"`
+	// Timeout (10s) bounds each call to GitHub.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // gitHubWebhookSecret is the secret of GitHub's webhook, "" when it is off.
@@ -165,6 +206,14 @@ func (w WebhooksConfig) gitHubWebhookSecret() string {
 		return ""
 	}
 	return w.GitHub.Secret
+}
+
+// gitHubServices maps repositories to services (webhooks.github.services).
+func (w WebhooksConfig) gitHubServices() map[string]string {
+	if w.GitHub == nil {
+		return nil
+	}
+	return w.GitHub.Services
 }
 
 // TokenConfig is one bearer token and its scopes.
@@ -353,6 +402,7 @@ func (c *Config) validate(name string) []error {
 	if g := c.Webhooks.GitHub; g != nil && len(g.Secret) < 16 {
 		bad("webhooks.github.secret", "a webhook secret must be at least 16 characters (use ${VAR} to keep it out of the file)")
 	}
+	errs = append(errs, c.Webhooks.validateApp(name)...)
 	if c.Telemetry.SampleRatio < 0 || c.Telemetry.SampleRatio > 1 {
 		bad("telemetry.sampleRatio", "want a share in [0,1], got %v", c.Telemetry.SampleRatio)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/slogate/slogate/alerting/alertmanager"
 	"github.com/slogate/slogate/alerting/github"
 	"github.com/slogate/slogate/alerting/grafana"
+	"github.com/slogate/slogate/alerting/jira"
 	"github.com/slogate/slogate/alerting/pagerduty"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/deploys"
@@ -56,6 +57,15 @@ func buildNotifiers(n NotifyConfig, externalURL string, logger *slog.Logger) ([]
 			errs = append(errs, fmt.Errorf("notify.github: %w", err))
 		} else {
 			out = append(out, gh)
+		}
+	}
+	if c := n.Jira; c != nil {
+		j, err := jira.New(jira.Config{URL: c.URL, Flavor: c.Flavor, Project: c.Project, IssueType: c.IssueType,
+			Email: c.Email, Token: c.Token, Labels: c.Labels, Components: c.Components, Timeout: c.Timeout.Duration}, logger)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("notify.jira: %w", err))
+		} else {
+			out = append(out, j)
 		}
 	}
 	return out, errors.Join(errs...)

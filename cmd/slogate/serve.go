@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/alerting/githubapp"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/deploys"
@@ -136,6 +137,8 @@ type server struct {
 	handler  http.Handler
 	// dispatcher delivers notifications; nil when no peer is configured.
 	dispatcher *alerting.Dispatcher
+	// rules answers GitHub protection rules; nil when no App is configured.
+	rules *githubapp.Rules
 }
 
 func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *slog.Logger) (*server, error) {
@@ -234,6 +237,14 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		st.Close()
 		return nil, err
 	}
+	if s.rules, err = buildProtectionRules(cfg, st, s.engine, logger); err != nil {
+		st.Close()
+		return nil, usageError("%v", err)
+	}
+	var rules api.ProtectionRules
+	if s.rules != nil {
+		rules = apiRules{s.rules}
+	}
 	tokens := make([]api.Token, len(cfg.Auth.Tokens))
 	for i, t := range cfg.Auth.Tokens {
 		tokens[i] = api.Token{Name: t.Name, Value: t.Value, Scopes: t.Scopes}
@@ -242,6 +253,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		Gate: s.engine, Store: apiStore, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
 		GitHubWebhookSecret: cfg.Webhooks.gitHubWebhookSecret(),
 		Delivery:            delivery, Commits: commits,
+		GitHubRules: rules, GitHubServices: cfg.Webhooks.gitHubServices(),
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
@@ -382,6 +394,9 @@ func (s *server) run(ctx context.Context) error {
 	if s.dispatcher != nil {
 		background.Go(func() { s.dispatcher.Run(runCtx) })
 		background.Go(func() { s.purgeOutbox(runCtx) })
+	}
+	if s.rules != nil {
+		background.Go(func() { s.rules.Run(runCtx) })
 	}
 	defer background.Wait()
 	errc := make(chan error, 1)
