@@ -314,7 +314,7 @@ type sloRow struct {
 	State  string // ok, firing, source error, no data
 	// StateClass is State as a CSS class.
 	StateClass string
-	Firing []string
+	Firing     []string
 }
 
 type sloListData struct {
