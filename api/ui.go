@@ -502,7 +502,7 @@ func (u *ui) sloPage() gin.HandlerFunc {
 			}
 		}
 		to := u.d.Clock().UTC()
-		step := max(span/120, 10*time.Second).Round(time.Second)
+		step := max(span/60, 10*time.Second).Round(time.Second)
 		data.Params = map[string]any{
 			"name": name, "target": st.Target, "step": step.String(),
 			"from": to.Add(-span).Format(time.RFC3339), "to": to.Format(time.RFC3339),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,6 +86,10 @@ type demoService struct {
 	Burning func(n int) bool
 	// Rollouts: whether the driver rolls versions out at all.
 	Rollouts bool
+	// History is the error ratio of the day before the demo started
+	// (backfilled into Prometheus on the first run), and Incident an
+	// hour of it with this error ratio, 5 hours ago (0: none).
+	History, Incident float64
 }
 
 // Error ratios of healthy and burning versions.
@@ -95,10 +100,10 @@ const (
 
 var demoServices = []demoService{
 	{Name: "checkout", Team: "shop", Target: "0.99", Rate: 40, BaseErrors: demoHealthy, CanaryShare: 0.3, Rollouts: true,
-		Burning: func(n int) bool { return n%3 == 0 }},
+		Burning: func(n int) bool { return n%3 == 0 }, History: 0.002},
 	{Name: "search", Team: "discovery", Target: "0.99", Rate: 30, BaseErrors: demoHealthy, CanaryShare: 0.3, Rollouts: true,
-		Burning: func(n int) bool { return n%2 == 0 }},
-	{Name: "payments", Team: "payments", Target: "0.995", Rate: 20, BaseErrors: 0.003},
+		Burning: func(n int) bool { return n%2 == 0 }, History: 0.003, Incident: 0.03},
+	{Name: "payments", Team: "payments", Target: "0.995", Rate: 20, BaseErrors: 0.003, History: 0.0025},
 }
 
 func demoSLOFile() string {
@@ -381,6 +386,12 @@ func startDemoPrometheus(ctx context.Context, bin, dir, target string) (*demoPro
 	if err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(data); errors.Is(err, os.ErrNotExist) {
+		if err := backfillDemo(ctx, dir, data, time.Now()); err != nil {
+			logf.Close()
+			return nil, err
+		}
+	}
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr, "--storage.tsdb.retention.time=30d")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: Ctrl-C reaches the demo, which stops it.
@@ -413,6 +424,58 @@ func startDemoPrometheus(ctx context.Context, bin, dir, target string) (*demoPro
 			return nil, fmt.Errorf("demo: Prometheus not ready within 60s; see %s", logf.Name())
 		}
 	}
+}
+
+// demoHistory is the day of traffic before the demo, in OpenMetrics
+// text: every service's v1 at its rate and History error ratio, one
+// sample a minute, ending at end.
+func demoHistory(end time.Time) string {
+	const step = time.Minute
+	var b strings.Builder
+	b.WriteString("# TYPE http_requests counter\n")
+	start := end.Add(-24 * time.Hour).Truncate(step)
+	for _, s := range demoServices {
+		for _, code := range []string{"200", "500"} {
+			v := 0.0
+			for t := start; !t.After(end); t = t.Add(step) {
+				e := s.History
+				if ago := end.Sub(t); s.Incident > 0 && ago > 5*time.Hour && ago <= 6*time.Hour {
+					e = s.Incident
+				}
+				n := s.Rate * step.Seconds()
+				if code == "500" {
+					v += math.Round(n * e)
+				} else {
+					v += n - math.Round(n*e)
+				}
+				fmt.Fprintf(&b, "http_requests_total{code=%q,service=%q,version=\"v1\"} %g %d\n", code, s.Name, v, t.Unix())
+			}
+		}
+	}
+	b.WriteString("# EOF\n")
+	return b.String()
+}
+
+// backfillDemo writes the day before the demo into Prometheus' data
+// directory (promtool tsdb create-blocks-from openmetrics), so that the
+// budgets have a past. Without promtool the demo starts with no past.
+func backfillDemo(ctx context.Context, dir, data string, now time.Time) error {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		return nil
+	}
+	om := filepath.Join(dir, "history.om")
+	if err := os.WriteFile(om, []byte(demoHistory(now.Add(-time.Minute))), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(om)
+	ctx, cancel := context.WithTimeoutCause(ctx, 2*time.Minute, errors.New("promtool backfill took longer than 2m"))
+	defer cancel()
+	out, err := exec.CommandContext(ctx, promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", om, data).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("demo: backfilling the day before: promtool: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // stop ends Prometheus by its PID: SIGTERM, then SIGKILL after 10s.
