@@ -384,7 +384,9 @@ func TestWebUIInABrowser(t *testing.T) {
 	w := startUIWorld(t, demoSLOFile(), nil)
 	w.rollOut(t)
 	text := func(t *testing.T, sel string) string { return value(t, br, chromedp.Text(css(sel))) }
-	eval := func(t *testing.T, js string) any { return value(t, br, chromedp.Evaluate[any](js, chromedp.EvalAwaitPromise)) }
+	eval := func(t *testing.T, js string) any {
+		return value(t, br, chromedp.Evaluate[any](js, chromedp.EvalAwaitPromise))
+	}
 	location := func(t *testing.T) string { return value(t, br, chromedp.Location()) }
 
 	t.Run("a wrong token is refused", func(t *testing.T) {
