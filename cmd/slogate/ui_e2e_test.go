@@ -369,7 +369,7 @@ func (b *browser) screenshot(t testing.TB, name string) {
 	if !*update {
 		return
 	}
-	png := value(t, b, chromedp.FullScreenshot(90))
+	png := value(t, b, chromedp.FullScreenshot(100))
 	path := filepath.Join("..", "..", "docs", "img", name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
