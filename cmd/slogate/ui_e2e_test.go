@@ -109,13 +109,13 @@ auth:
 			t.Logf("slogate logs:\n%s", w.logs.String())
 		}
 	})
-	waitHealthy(t, w.url, done)
+	waitHealthy(t, w.url, done, time.Minute)
 	return w
 }
 
-func waitHealthy(t testing.TB, base string, died <-chan error) {
+func waitHealthy(t testing.TB, base string, died <-chan error, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		// The first scheduled evaluation has run when /v1/slos has figures.
 		resp, err := apiGet(base+"/v1/slos", uiReadToken)
@@ -137,7 +137,7 @@ func waitHealthy(t testing.TB, base string, died <-chan error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Fatal("slogate was not serving figures within 60s")
+	t.Fatalf("slogate was not serving figures within %s", within)
 }
 
 func apiGet(u, token string) (*http.Response, error) {
