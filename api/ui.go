@@ -334,9 +334,10 @@ var (
 	notSetUp    = regexp.MustCompile(`no \w+ source is configured[^(]*`)
 )
 
-// plainSourceError says a source's failure once and plainly:
+// PlainSourceError says a source's failure once and plainly, the same for
+// every query that failed the same way:
 // "Prometheus at http://127.0.0.1:9090: connection refused".
-func plainSourceError(source slo.SourceType, msg string) string {
+func PlainSourceError(source slo.SourceType, msg string) string {
 	name := map[slo.SourceType]string{slo.SourcePrometheus: "Prometheus"}[source]
 	if name == "" {
 		name = string(source)
@@ -419,7 +420,7 @@ func (u *ui) sloList() gin.HandlerFunc {
 					continue
 				}
 				row.State = "source error"
-				msg := plainSourceError(s.Source, e.Error)
+				msg := PlainSourceError(s.Source, e.Error)
 				if !seen[msg] {
 					seen[msg] = true
 					data.SourceErrors = append(data.SourceErrors, msg)

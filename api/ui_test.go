@@ -370,7 +370,7 @@ func TestPlainSourceError(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := plainSourceError(tc.source, tc.msg); got != tc.want {
+			if got := PlainSourceError(tc.source, tc.msg); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
