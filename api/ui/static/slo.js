@@ -55,17 +55,18 @@
     };
   }
 
-  function chart(el, h, series, data, yLabel, extra) {
+  function chart(el, h, series, data, yLabel, yRange) {
+    var scales = {x: {time: true, range: [seconds(h.from), seconds(h.to)]}};
+    if (yRange) { scales.y = {range: yRange}; }
     var opts = {
       width: Math.max(el.clientWidth, 300),
       height: 220,
-      scales: {x: {time: true, range: [seconds(h.from), seconds(h.to)]}},
+      scales: scales,
       series: [{}].concat(series),
       axes: [{}, {label: yLabel, size: 60}],
       hooks: {draw: [overlay(h)]},
       legend: {live: true}
     };
-    if (extra) { extra(opts); }
     return new uPlot(opts, data, el);
   }
 
@@ -75,7 +76,12 @@
     charts.push(chart(document.getElementById('chart-sli'), h, [
       {label: 'SLI %', stroke: colors[0], width: 2, value: function (u, v) { return v == null ? '—' : v.toFixed(3) + ' %'; }},
       {label: 'target %', stroke: '#888', dash: [6, 4], value: function (u, v) { return v == null ? '—' : v.toFixed(3) + ' %'; }}
-    ], [xs, h.points.map(function (p) { return pctOrNull(p.sli); }), xs.map(function () { return h.target * 100; })], '%'));
+    ], [xs, h.points.map(function (p) { return pctOrNull(p.sli); }), xs.map(function () { return h.target * 100; })], '%',
+    // The target stays in view, with room below it.
+    function (u, min, max) {
+      var t = h.target * 100, lo = Math.min(min == null ? t : min, t - (100 - t)), hi = Math.max(max == null ? 100 : max, t);
+      return [lo, Math.min(100, hi + (hi - lo) * 0.05)];
+    }));
     charts.push(chart(document.getElementById('chart-budget'), h, [
       {label: 'budget left %', stroke: colors[2], width: 2, fill: 'rgba(44,160,44,0.08)', value: function (u, v) { return v == null ? '—' : v.toFixed(1) + ' %'; }}
     ], [xs, h.points.map(function (p) { return pctOrNull(p.budgetRemaining); })], '%'));
