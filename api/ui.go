@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,10 +68,10 @@ var uiFuncs = template.FuncMap{
 		if v == nil {
 			return "—"
 		}
-		if *v == math.Trunc(*v) && math.Abs(*v) < 1e15 {
-			return fmt.Sprintf("%.0f", *v)
+		if math.Abs(*v) >= 100 && math.Abs(*v) < 1e15 {
+			return groupThousands(int64(math.Round(*v)))
 		}
-		return fmt.Sprintf("%.4g", *v)
+		return strconv.FormatFloat(*v, 'g', 4, 64)
 	},
 	// bar is the width in percent of a budget bar, in [0, 100].
 	"bar": func(v *float64) string {
@@ -105,6 +106,24 @@ var uiFuncs = template.FuncMap{
 		b, err := json.Marshal(v)
 		return template.JS(b), err
 	},
+}
+
+// groupThousands writes 2584000 as "2,584,000".
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
 }
 
 // uiPages are the parsed pages, by template file name.

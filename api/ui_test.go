@@ -377,3 +377,10 @@ func TestPlainSourceError(t *testing.T) {
 	}
 }
 
+func TestGroupThousands(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 2584000: "2,584,000", -12345: "-12,345"} {
+		if got := groupThousands(n); got != want {
+			t.Errorf("%d: %q, want %q", n, got, want)
+		}
+	}
+}

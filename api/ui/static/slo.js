@@ -62,7 +62,7 @@
       width: Math.max(el.clientWidth, 300),
       height: 220,
       scales: scales,
-      series: [{}].concat(series),
+      series: [{}].concat(series.map(function (s) { s.points = {show: false}; return s; })),
       axes: [{}, {label: yLabel, size: 60}],
       hooks: {draw: [overlay(h)]},
       legend: {live: true}
