@@ -384,3 +384,75 @@ func TestGroupThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestUISLOListOrderAndFilters(t *testing.T) {
+	set, err := slo.Parse("slos.yaml", []byte(`
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: a-avail, labels: {team: shop}}
+spec:
+  service: a
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 30d, isRolling: true}]
+  indicator:
+    metadata: {name: a-ok}
+    spec: {ratioMetric: {counter: true, good: {metricSource: {type: Prometheus, spec: {query: 'sum(x{code="200"})'}}}, total: {metricSource: {type: Prometheus, spec: {query: 'sum(x)'}}}}}
+  objectives: [{target: 0.99}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := func(name, service string, remaining *float64, errs ...slo.MeasureError) slo.Status {
+		s := exampleStatus()
+		s.Name, s.Service, s.ErrorBudget.Remaining, s.Errors = name, service, remaining, errs
+		return s
+	}
+	down := slo.MeasureError{Window: "period", Error: `q: source unavailable: Post "http://127.0.0.1:9/api/v1/query": dial tcp 127.0.0.1:9: connect: connection refused`}
+	h := newHarness(t, func(d *Deps) {
+		d.Tokens = nil
+		d.SLOs = &fakeSLOs{statuses: []slo.Status{
+			st("a-avail", "a", ptr(0.7)), st("b-avail", "b", ptr(0.2)), st("c-avail", "c", ptr(0.9)),
+			st("d-down", "d", nil, down), st("e-down", "d", nil, down),
+		}}
+		d.Objectives = func() *slo.Set { return set }
+	})
+	u := &uiClient{h: h}
+	page := func(t *testing.T, path string) string {
+		resp := u.send(t, "GET", path, nil, nil)
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return b.String()
+	}
+	rows := regexp.MustCompile(`data-slo="([^"]+)"`)
+	names := func(html string) string {
+		var out []string
+		for _, m := range rows.FindAllStringSubmatch(html, -1) {
+			out = append(out, m[1])
+		}
+		return strings.Join(out, " ")
+	}
+	t.Run("worst budget first, the unmeasured on top", func(t *testing.T) {
+		if got := names(page(t, "/")); got != "d-down e-down b-avail a-avail c-avail" {
+			t.Fatalf("order %s", got)
+		}
+	})
+	t.Run("a failed source is said once", func(t *testing.T) {
+		html := page(t, "/")
+		if n := strings.Count(html, "Prometheus at http://127.0.0.1:9: connection refused"); n != 1 {
+			t.Fatalf("said %d times", n)
+		}
+	})
+	t.Run("filtered by service", func(t *testing.T) {
+		if got := names(page(t, "/?service=d")); got != "d-down e-down" {
+			t.Fatalf("rows %s", got)
+		}
+	})
+	t.Run("filtered by label", func(t *testing.T) {
+		if got := names(page(t, "/?label=team%3Dshop")); got != "a-avail" {
+			t.Fatalf("rows %s", got)
+		}
+		if got := names(page(t, "/?label=team")); got != "a-avail" {
+			t.Fatalf("rows with the key %s", got)
+		}
+	})
+}
