@@ -242,7 +242,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		Gate: s.engine, Store: apiStore, SLOs: s.board, Tokens: tokens, Logger: logger, Metrics: s.registry,
 		GitHubWebhookSecret: cfg.Webhooks.gitHubWebhookSecret(),
 		Delivery:            delivery, Commits: commits,
-		Objectives:          s.slos.Load,
+		Objectives: s.slos.Load,
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
