@@ -16,11 +16,21 @@ help: ## list the targets
 build: ## build bin/slogate
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/slogate
 
-run: build ## start slogate on its embedded defaults (SQLite under ./data, Prometheus at 127.0.0.1:9090) with the example SLOs
-	./$(BIN) validate $(SLOS)
-	./$(BIN) serve --slos $(SLOS)
+# make run: the living demo (slogate demo: a traffic generator, a real
+# Prometheus on a free loopback port with its data in ./data/demo, slogate
+# and rollouts it gates; Ctrl-C stops all of it). With
+# SLOGATE_PROMETHEUS=URL: slogate serve with the example SLOs against that
+# Prometheus instead.
+run: build ## the living demo in a browser (UI URL printed); SLOGATE_PROMETHEUS=URL make run uses your Prometheus and the example SLOs
+	@if [ -n "$$SLOGATE_PROMETHEUS" ]; then \
+	  ./$(BIN) validate $(SLOS) && \
+	  echo "slogate: the UI will be at http://127.0.0.1:8080/ (Prometheus $$SLOGATE_PROMETHEUS)" && \
+	  exec ./$(BIN) serve --slos $(SLOS) --prometheus "$$SLOGATE_PROMETHEUS"; \
+	else \
+	  ./scripts/deps.sh prometheus && exec ./$(BIN) demo --dir data/demo; \
+	fi
 
-deps: ## install the Debian packages the tests run for real (prometheus, alertmanager, postgresql) when missing
+deps: ## install the Debian packages the tests run for real (prometheus, alertmanager, postgresql, chromium) when missing
 	@./scripts/deps.sh
 
 test: deps fmt-check vet ## gofmt check, go vet and every test with the race detector (real Prometheus, Alertmanager, PostgreSQL)

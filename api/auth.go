@@ -15,18 +15,26 @@ import (
 // neither the length nor the position of a match shows in the timing.
 type auth struct {
 	tokens []hashedToken
+	// openKey signs the UI's CSRF tokens when no tokens are configured.
+	openKey [sha256.Size]byte
 }
 
 type hashedToken struct {
 	name   string
 	sum    [sha256.Size]byte
 	scopes []string
+	// sessionKey signs the web UI's session cookies of this token (see
+	// auth_session.go): derived from the token's value, so replicas with the
+	// same tokens accept each other's cookies and a changed token ends its
+	// sessions.
+	sessionKey [sha256.Size]byte
 }
 
 func newAuth(tokens []Token) *auth {
-	a := &auth{}
+	a := &auth{openKey: newOpenKey()}
 	for _, t := range tokens {
-		a.tokens = append(a.tokens, hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: slices.Clone(t.Scopes)})
+		a.tokens = append(a.tokens, hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: slices.Clone(t.Scopes),
+			sessionKey: sha256.Sum256([]byte("slogate ui session\x00" + t.Value))})
 	}
 	return a
 }
@@ -93,6 +101,15 @@ func (a *auth) require(scope string, allowBasic bool) gin.HandlerFunc {
 			return
 		}
 		secret, ok := credentials(c.Request, allowBasic)
+		if !ok && c.Request.Header.Get("Authorization") == "" && readOnly(c.Request.Method) {
+			// The web UI's scripts read the API with the session cookie
+			// (SameSite=Strict); writes always need a header or a form
+			// with its CSRF token.
+			if t, _, ok := a.session(c.Request); ok {
+				a.authorize(c, t, scope)
+				return
+			}
+		}
 		if !ok {
 			fail(c, unauthorized("this route needs an Authorization: Bearer <token> header", `Bearer realm="slogate"`))
 			return
@@ -102,12 +119,19 @@ func (a *auth) require(scope string, allowBasic bool) gin.HandlerFunc {
 			fail(c, unauthorized("the token is not valid", `Bearer realm="slogate", error="invalid_token"`))
 			return
 		}
-		withValue(c, principalKey, t.name)
-		if !t.allows(scope) {
-			p := newProblem(http.StatusForbidden, typeForbidden, "the token "+t.name+" lacks the scope "+scope)
-			p.header = http.Header{"Www-Authenticate": {`Bearer realm="slogate", error="insufficient_scope", scope="` + scope + `"`}}
-			fail(c, p)
-			return
-		}
+		a.authorize(c, t, scope)
 	}
 }
+
+// authorize names the principal of the request and refuses a token
+// without the scope.
+func (a *auth) authorize(c *gin.Context, t hashedToken, scope string) {
+	withValue(c, principalKey, t.name)
+	if !t.allows(scope) {
+		p := newProblem(http.StatusForbidden, typeForbidden, "the token "+t.name+" lacks the scope "+scope)
+		p.header = http.Header{"Www-Authenticate": {`Bearer realm="slogate", error="insufficient_scope", scope="` + scope + `"`}}
+		fail(c, p)
+	}
+}
+
+func readOnly(method string) bool { return method == http.MethodGet || method == http.MethodHead }

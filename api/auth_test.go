@@ -17,24 +17,71 @@ var routeScopes = map[string]struct {
 	scope      string
 	wrongScope string
 }{
-	"GET /healthz":             {path: "/healthz"},
-	"GET /readyz":              {path: "/readyz"},
-	"GET /metrics":             {path: "/metrics"},
-	"GET /openapi.yaml":        {path: "/openapi.yaml"},
-	"POST /v1/webhooks/github": {path: "/v1/webhooks/github"}, // signed: TestGitHub*
-	"GET /v1/slos":             {path: "/v1/slos", scope: ScopeGateRead, wrongScope: tokOncall},
-	"GET /v1/slos/:name":       {path: "/v1/slos/checkout-availability", scope: ScopeGateRead, wrongScope: tokOncall},
-	"POST /v1/deploys":         {path: "/v1/deploys", body: `{"service":"checkout","environment":"production","version":"v2"}`, scope: ScopeDeploysWrite, wrongScope: tokRead},
-	"GET /v1/deploys":          {path: "/v1/deploys", scope: ScopeGateRead, wrongScope: tokOncall},
-	"GET /v1/deploys/:id":      {path: "/v1/deploys/dep_001", scope: ScopeGateRead, wrongScope: tokOncall},
-	"PATCH /v1/deploys/:id":    {path: "/v1/deploys/dep_001", body: `{"status":"succeeded"}`, scope: ScopeDeploysWrite, wrongScope: tokRead},
-	"GET /v1/gate":             {path: "/v1/gate?service=checkout&environment=production", scope: ScopeGateRead, wrongScope: tokOncall},
-	"POST /v1/gate":            {path: "/v1/gate", body: `{"service":"checkout","environment":"production"}`, scope: ScopeGateRead, wrongScope: tokOncall},
-	"GET /v1/decisions/:id":    {path: "/v1/decisions/ev_1", scope: ScopeGateRead, wrongScope: tokOncall},
-	"GET /v1/dora":             {path: "/v1/dora?service=checkout", scope: ScopeGateRead, wrongScope: tokOncall},
-	"POST /v1/overrides":       {path: "/v1/overrides", body: `{"service":"checkout","environment":"production","reason":"r","expiresAt":"2026-11-21T13:00:00Z"}`, scope: ScopeOverridesWrite, wrongScope: tokCI},
-	"DELETE /v1/overrides/:id": {path: "/v1/overrides/ovr_1", scope: ScopeOverridesWrite, wrongScope: tokCI},
-	"POST /v1/flagger/:hook":   {path: "/v1/flagger/confirm-promotion", body: `{"name":"checkout","namespace":"production"}`, scope: ScopeFlagger, wrongScope: tokRead},
+	"GET /healthz":               {path: "/healthz"},
+	"GET /readyz":                {path: "/readyz"},
+	"GET /metrics":               {path: "/metrics"},
+	"GET /openapi.yaml":          {path: "/openapi.yaml"},
+	"POST /v1/webhooks/github":   {path: "/v1/webhooks/github"}, // signed: TestGitHub*
+	"GET /v1/slos":               {path: "/v1/slos", scope: ScopeGateRead, wrongScope: tokOncall},
+	"GET /v1/slos/:name":         {path: "/v1/slos/checkout-availability", scope: ScopeGateRead, wrongScope: tokOncall},
+	"POST /v1/deploys":           {path: "/v1/deploys", body: `{"service":"checkout","environment":"production","version":"v2"}`, scope: ScopeDeploysWrite, wrongScope: tokRead},
+	"GET /v1/deploys":            {path: "/v1/deploys", scope: ScopeGateRead, wrongScope: tokOncall},
+	"GET /v1/deploys/:id":        {path: "/v1/deploys/dep_001", scope: ScopeGateRead, wrongScope: tokOncall},
+	"PATCH /v1/deploys/:id":      {path: "/v1/deploys/dep_001", body: `{"status":"succeeded"}`, scope: ScopeDeploysWrite, wrongScope: tokRead},
+	"GET /v1/gate":               {path: "/v1/gate?service=checkout&environment=production", scope: ScopeGateRead, wrongScope: tokOncall},
+	"POST /v1/gate":              {path: "/v1/gate", body: `{"service":"checkout","environment":"production"}`, scope: ScopeGateRead, wrongScope: tokOncall},
+	"GET /v1/decisions/:id":      {path: "/v1/decisions/ev_1", scope: ScopeGateRead, wrongScope: tokOncall},
+	"GET /v1/dora":               {path: "/v1/dora?service=checkout", scope: ScopeGateRead, wrongScope: tokOncall},
+	"POST /v1/overrides":         {path: "/v1/overrides", body: `{"service":"checkout","environment":"production","reason":"r","expiresAt":"2026-11-21T13:00:00Z"}`, scope: ScopeOverridesWrite, wrongScope: tokCI},
+	"DELETE /v1/overrides/:id":   {path: "/v1/overrides/ovr_1", scope: ScopeOverridesWrite, wrongScope: tokCI},
+	"POST /v1/flagger/:hook":     {path: "/v1/flagger/confirm-promotion", body: `{"name":"checkout","namespace":"production"}`, scope: ScopeFlagger, wrongScope: tokRead},
+	"GET /v1/slos/:name/history": {path: "/v1/slos/checkout-availability/history", scope: ScopeGateRead, wrongScope: tokOncall},
+	// The web UI: a session cookie instead of a token (uiSessionRoutes,
+	// TestEveryUIPageNeedsASession); its assets and login are open.
+	"GET /ui/static/:file":          {path: "/ui/static/app.css"},
+	"GET /ui/login":                 {path: "/ui/login"},
+	"POST /ui/login":                {path: "/ui/login"},
+	"GET /":                         {path: "/"},
+	"GET /ui/slos/:name":            {path: "/ui/slos/checkout-availability"},
+	"GET /ui/deploys":               {path: "/ui/deploys"},
+	"GET /ui/decisions/:id":         {path: "/ui/decisions/ev_1"},
+	"GET /ui/overrides":             {path: "/ui/overrides"},
+	"POST /ui/logout":               {path: "/ui/logout"},
+	"POST /ui/overrides":            {path: "/ui/overrides"},
+	"POST /ui/overrides/:id/revoke": {path: "/ui/overrides/ovr_1/revoke"},
+}
+
+// uiSessionRoutes are the UI's routes that need a session, with the scope
+// the session's token must hold.
+var uiSessionRoutes = map[string]string{
+	"GET /": ScopeGateRead, "GET /ui/slos/:name": ScopeGateRead, "GET /ui/deploys": ScopeGateRead,
+	"GET /ui/decisions/:id": ScopeGateRead, "GET /ui/overrides": ScopeGateRead, "POST /ui/logout": "",
+	"POST /ui/overrides": ScopeOverridesWrite, "POST /ui/overrides/:id/revoke": ScopeOverridesWrite,
+}
+
+func TestEveryUIPageNeedsASession(t *testing.T) {
+	h := newHarness(t)
+	for key, scope := range uiSessionRoutes {
+		method, path := strings.Fields(key)[0], routeScopes[key].path
+		t.Run(key, func(t *testing.T) {
+			u := &uiClient{h: h}
+			resp := u.send(t, method, path, nil, nil)
+			want := http.StatusSeeOther
+			if method == http.MethodPost {
+				want = http.StatusUnauthorized
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("without a session: %d, want %d", resp.StatusCode, want)
+			}
+			if scope == "" {
+				return
+			}
+			u.login(t, tokFlag) // a token without gate:read or overrides:write
+			if resp := u.send(t, method, path, nil, nil); resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("a session lacking %s: %d, want 403", scope, resp.StatusCode)
+			}
+		})
+	}
 }
 
 // TestEveryRouteIsListedWithItsScope walks the engine's routes: each is in

@@ -25,10 +25,12 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	read := a.requireScope(ScopeGateRead)
 	deploysWrite := a.requireScope(ScopeDeploysWrite)
 	overridesWrite := a.requireScope(ScopeOverridesWrite)
+	u := newUI(d, a)
 
 	v1 := r.Group("/v1")
 	v1.GET("/slos", read, handleListSLOs(d.SLOs))
 	v1.GET("/slos/:name", read, handleGetSLO(d.SLOs))
+	v1.GET("/slos/:name/history", read, handleSLOHistory(d.SLOs, d.Store, u.recs, d.Clock))
 
 	v1.POST("/deploys", deploysWrite, handleCreateDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 	v1.GET("/deploys", read, handleListDeploys(d.Store))
@@ -50,4 +52,23 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	// GitHub signs its deliveries instead of sending a token: the handler
 	// verifies the HMAC of the body under the shared secret.
 	v1.POST("/webhooks/github", handleGitHubWebhook(d.GitHubWebhookSecret, d.Store, d.Gate, d.Commits, d.GitHubRules, d.GitHubServices, d.Clock, d.MaxBodyBytes))
+
+	addUIRoutes(r, u)
+}
+
+// addUIRoutes is the web UI: pages for a session (a login with a token)
+// or, with no tokens configured, for anyone on loopback.
+func addUIRoutes(r *gin.Engine, u *ui) {
+	read, overridesWrite := u.page(ScopeGateRead), u.page(ScopeOverridesWrite)
+	r.GET("/", read, u.sloList())
+	r.GET("/ui/static/:file", u.static())
+	r.GET("/ui/login", u.loginForm())
+	r.POST("/ui/login", u.login())
+	r.POST("/ui/logout", u.page(""), u.logout())
+	r.GET("/ui/slos/:name", read, u.sloPage())
+	r.GET("/ui/deploys", read, u.deploysPage())
+	r.GET("/ui/decisions/:id", read, u.decisionPage())
+	r.GET("/ui/overrides", read, u.overridesPage(http.StatusOK, createOverrideRequest{}, nil))
+	r.POST("/ui/overrides", overridesWrite, u.createOverride())
+	r.POST("/ui/overrides/:id/revoke", overridesWrite, u.revokeOverride())
 }

@@ -113,6 +113,12 @@ type Deps struct {
 	// and the repository's name.
 	GitHubServices map[string]string
 	Clock          func() time.Time
+	// Objectives are the SLOs in force (labels, queries and services for
+	// the web UI). Optional.
+	Objectives func() *slo.Set
+	// Records list decisions and the audit log for the web UI and the
+	// history API. Optional: Store is used when it has these methods.
+	Records Records
 }
 
 func (d *Deps) defaults() {

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Installs the real servers slogate's tests run against (Debian packages),
-# when they are missing. As root it installs them; otherwise it prints the
-# line to run, and under CI=true it fails (tests never skip in CI).
+# and the browser its UI tests drive, when they are missing. As root it
+# installs them; otherwise it prints the line to run, and under CI=true it
+# fails (tests never skip in CI).
+#
+#   scripts/deps.sh              everything make test needs
+#   scripts/deps.sh prometheus   only Prometheus (make run's demo)
 set -euo pipefail
 
+only="${1:-}"
 missing=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ "$only" != "prometheus" ]; then
+  command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  # The web UI's tests drive Debian's chromium (headless, over the DevTools
+  # protocol with chromedp); nothing is downloaded at test time.
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

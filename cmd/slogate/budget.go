@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
 )
@@ -88,7 +89,7 @@ func runBudget(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 	} else {
-		printBudgetTable(env.stdout, statuses, at)
+		printBudgetTable(env.stdout, statuses, at, paletteFor(env.stdout, env.getenv), termWidth(env.getenv))
 	}
 	if failed > 0 {
 		if *output == "table" {
@@ -100,8 +101,10 @@ func runBudget(ctx context.Context, env *environment, args []string) error {
 }
 
 // printBudgetTable prints the statuses worst budget first, unmeasured ones
-// on top as error rows.
-func printBudgetTable(w io.Writer, statuses []slo.Status, at time.Time) {
+// on top as error rows, one line each: what went wrong is a note below the
+// table, a failed source said once for all the SLOs it fails.
+func printBudgetTable(w io.Writer, statuses []slo.Status, at time.Time, pal palette, width int) {
+	var n notes
 	sorted := append([]slo.Status(nil), statuses...)
 	rank := func(s slo.Status) float64 {
 		if !s.Measured() {
@@ -118,7 +121,7 @@ func printBudgetTable(w io.Writer, statuses []slo.Status, at time.Time) {
 	})
 	fmt.Fprintf(w, "SLO budgets at %s\n\n", at.UTC().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLO\tSERVICE\tTARGET\tWINDOW\tSLI\tBUDGET LEFT\t\tBURN 5m\t1h\t6h\t1d\t3d\tALERTS")
+	fmt.Fprintf(tw, "SLO\tSERVICE\tTARGET\tWINDOW\t%s\tBUDGET LEFT\t\tBURN 5m\t1h\t6h\t1d\t3d\tALERTS\n", pal.paint(ansiPlain, "SLI"))
 	for _, s := range sorted {
 		burn := func(k string) string {
 			if b := s.BurnRates[k]; b != nil {
@@ -130,17 +133,34 @@ func printBudgetTable(w io.Writer, statuses []slo.Status, at time.Time) {
 			// Every cell filled, the error in the last one: a row with
 			// fewer cells would end tabwriter's column block and misalign
 			// the header with the rows below it.
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tERROR\t-\t-\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				s.Name, s.Service, pct(s.Target), s.Window,
-				burn("5m"), burn("1h"), burn("6h"), burn("1d"), burn("3d"), firstError(s))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t-\t-\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				s.Name, s.Service, pct(s.Target), s.Window, pal.verdict("ERROR"),
+				burn("5m"), burn("1h"), burn("6h"), burn("1d"), burn("3d"), errorNote(&n, s))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			s.Name, s.Service, pct(s.Target), s.Window, pct(*s.SLI.Ratio),
+			s.Name, s.Service, pct(s.Target), s.Window, pal.paint(ansiPlain, pct(*s.SLI.Ratio)),
 			bar(*s.ErrorBudget.Remaining), fmt.Sprintf("%.1f%%", *s.ErrorBudget.Remaining*100),
-			burn("5m"), burn("1h"), burn("6h"), burn("1d"), burn("3d"), alertsCell(s))
+			burn("5m"), burn("1h"), burn("6h"), burn("1d"), burn("3d"), alertsCell(s, pal))
 	}
 	tw.Flush()
+	n.print(w, width)
+}
+
+// errorNote is an error row's last cell: what failed, with the mark of
+// its note. A source that failed is one note for every SLO it failed
+// ("Prometheus at URL: connection refused"); no data is a note per SLO,
+// with its query.
+func errorNote(n *notes, s slo.Status) string {
+	for _, e := range s.Errors {
+		if !e.NoData {
+			return "source error " + n.add(api.PlainSourceError(s.Source, e.Error))
+		}
+	}
+	if len(s.Errors) > 0 {
+		return "no data " + n.add(s.Name+": "+firstError(s))
+	}
+	return "not measured"
 }
 
 // firstError is the error of the SLO window's measurement, on one line.
@@ -176,13 +196,13 @@ func bar(remaining float64) string {
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", cells-n) + "]"
 }
 
-func alertsCell(s slo.Status) string {
+func alertsCell(s slo.Status, pal palette) string {
 	var out []string
 	unknown := false
 	for _, a := range s.Alerts {
 		switch {
 		case a.Firing:
-			out = append(out, fmt.Sprintf("%s %s/%s>%.3gx FIRING", strings.ToUpper(string(a.Severity)), a.LongWindow, a.ShortWindow, a.Factor))
+			out = append(out, fmt.Sprintf("%s %s/%s>%.3gx %s", strings.ToUpper(string(a.Severity)), a.LongWindow, a.ShortWindow, a.Factor, pal.verdict("FIRING")))
 		case a.Unknown:
 			unknown = true
 		}

@@ -451,9 +451,11 @@ func TestBudget(t *testing.T) {
 		golden(t, "budget/table.golden", r.stdout)
 		var order []string
 		for _, line := range strings.Split(r.stdout, "\n")[3:] {
-			if f := strings.Fields(line); len(f) > 0 {
-				order = append(order, f[0])
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				break // the notes follow the table
 			}
+			order = append(order, f[0])
 		}
 		want := "ghost-availability checkout-availability checkout-latency payments-authorizations-success search-availability payments-requests-availability"
 		if got := strings.Join(order, " "); got != want {

@@ -17,7 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/slo"
 )
 
 // apiClient calls a slogate server's API.
@@ -258,7 +260,8 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(*wait)
+	began := time.Now()
+	deadline := began.Add(*wait)
 	var a gate.Answer
 	for attempt := 1; ; attempt++ {
 		status, err := c.do(ctx, http.MethodGet, "/v1/gate", q, nil, &a, nil)
@@ -279,7 +282,7 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 		if a.Decision != gate.Wait || time.Now().Add(*interval).After(deadline) {
 			break
 		}
-		fmt.Fprintf(env.stderr, "%s wait: %s (asking again in %s, until %s)\n", time.Now().UTC().Format("15:04:05"), a.Reason, *interval, deadline.UTC().Format("15:04:05"))
+		printWaiting(env.stderr, a, time.Since(began), *interval, deadline, paletteFor(env.stderr, env.getenv))
 		if !sleep(ctx, *interval) {
 			return &exitError{code: exitUsage, err: ctx.Err()}
 		}
@@ -291,7 +294,7 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 	} else {
-		printAnswer(env.stdout, a)
+		printAnswer(env.stdout, a, paletteFor(env.stdout, env.getenv), termWidth(env.getenv))
 	}
 	switch a.Decision {
 	case gate.Promote:
@@ -340,9 +343,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// printAnswer prints the decision, its reason and a table of the checks.
-func printAnswer(w io.Writer, a gate.Answer) {
-	fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(string(a.Decision)), a.Reason)
+// printAnswer prints the decision, its reason and a table of the checks:
+// one line per check, its reason on that line (cut to fit); the full
+// reasons, the source errors (each said once) and the queries go below the
+// table as numbered notes.
+func printAnswer(w io.Writer, a gate.Answer, pal palette, width int) {
+	reason, _ := oneLine(a.Reason, 300)
+	fmt.Fprintf(w, "%s: %s\n", pal.verdict(strings.ToUpper(string(a.Decision))), reason)
 	fmt.Fprintf(w, "service %s, environment %s", a.Service, a.Environment)
 	if a.Version != "" {
 		fmt.Fprintf(w, ", version %s", a.Version)
@@ -356,24 +363,64 @@ func printAnswer(w io.Writer, a gate.Answer) {
 	}
 	fmt.Fprintln(w)
 	if a.DryRun != nil {
-		fmt.Fprintf(w, "dry run: the real verdict is %s: %s\n", strings.ToUpper(string(a.DryRun.Decision)), a.DryRun.Reason)
+		r, _ := oneLine(a.DryRun.Reason, 300)
+		fmt.Fprintf(w, "dry run: the real verdict is %s: %s\n", pal.verdict(strings.ToUpper(string(a.DryRun.Decision))), r)
 	}
 	fmt.Fprintln(w)
+	var n notes
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tSLO\tVERDICT\tEVENTS\tSLI\tBURN\tBUDGET LEFT\tREASON")
+	fmt.Fprintf(tw, "CHECK\tSLO\t%s\tEVENTS\tSLI\tBURN\tBUDGET LEFT\tREASON\n", pal.paint(ansiPlain, "VERDICT"))
 	opt := func(v *float64, format string, scale float64) string {
 		if v == nil {
 			return "-"
 		}
 		return fmt.Sprintf(format, *v*scale)
 	}
+	const reasonWidth = 72
 	for _, c := range a.Checks {
 		kind := c.Kind
 		if c.DryRun {
 			kind += " (dry run)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, c.SLO, c.Verdict,
-			opt(c.Total, "%.0f", 1), opt(c.SLI, "%.3f%%", 100), opt(c.BurnRate, "%.2fx", 1), opt(c.BudgetRemaining, "%.1f%%", 100), c.Reason)
+		var cell string
+		if c.SourceError {
+			// The same fault of a source fails every query sent to it:
+			// said once, below the table.
+			source, _, _ := strings.Cut(c.Reason, " ")
+			cell = "source error " + n.add(api.PlainSourceError(slo.SourceType(source), c.Reason))
+		} else {
+			short, cut := oneLine(c.Reason, reasonWidth)
+			cell = short
+			if cut {
+				cell += " " + n.add(c.Kind+" "+c.SLO+": "+c.Reason)
+			}
+		}
+		if c.Query != "" {
+			cell += " " + n.add("query of "+c.Kind+" "+c.SLO+": "+c.Query)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kind, c.SLO, pal.verdict(string(c.Verdict)),
+			opt(c.Total, "%.0f", 1), opt(c.SLI, "%.3f%%", 100), opt(c.BurnRate, "%.2fx", 1), opt(c.BudgetRemaining, "%.1f%%", 100), cell)
 	}
 	tw.Flush()
+	n.print(w, width)
+}
+
+// printWaiting is check --wait's progress line, on stderr: the time
+// waited, every check's verdict and what the waiting checks wait for.
+func printWaiting(w io.Writer, a gate.Answer, waited time.Duration, next time.Duration, deadline time.Time, pal palette) {
+	var verdicts, waits []string
+	for _, c := range a.Checks {
+		verdicts = append(verdicts, fmt.Sprintf("%s %s %s", c.Kind, c.SLO, pal.verdict(string(c.Verdict))))
+		if c.Verdict == gate.Pending {
+			r, _ := oneLine(c.Reason, 120)
+			waits = append(waits, r)
+		}
+	}
+	if len(waits) == 0 {
+		r, _ := oneLine(a.Reason, 120)
+		waits = append(waits, r)
+	}
+	fmt.Fprintf(w, "%s +%s %s: %s; waiting for: %s (next ask in %s, until %s)\n",
+		time.Now().UTC().Format("15:04:05"), waited.Round(time.Second), pal.verdict("wait"),
+		strings.Join(verdicts, ", "), strings.Join(waits, "; "), next, deadline.UTC().Format("15:04:05"))
 }

@@ -89,6 +89,7 @@ func commands() map[string]command {
 		"check":      {"ask a slogate server's gate: exit 0 promote, 1 halt, 3 still wait, 2 error", runCheck},
 		"dora":       {"print the four DORA keys a slogate server computes from deploys and SLO burn", runDORA},
 		"backtest":   {"replay the recorded deploys of a period under today's policies and compare with what happened", runBacktest},
+		"demo":       {"run a living demo world: traffic, a real Prometheus, slogate and rollouts it gates (make run)", runDemo},
 		"serve":      {"run the server: gate API, deploy events, scheduled evaluation (see --config)", runServe},
 		"version":    {"print slogate's version", runVersion},
 	}

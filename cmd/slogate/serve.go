@@ -254,6 +254,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		GitHubWebhookSecret: cfg.Webhooks.gitHubWebhookSecret(),
 		Delivery:            delivery, Commits: commits,
 		GitHubRules: rules, GitHubServices: cfg.Webhooks.gitHubServices(),
+		Objectives: s.slos.Load,
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
