@@ -44,6 +44,7 @@ var routeScopes = map[string]struct {
 	"GET /":                         {path: "/"},
 	"GET /ui/slos/:name":            {path: "/ui/slos/checkout-availability"},
 	"GET /ui/deploys":               {path: "/ui/deploys"},
+	"GET /ui/dora":                  {path: "/ui/dora"},
 	"GET /ui/decisions/:id":         {path: "/ui/decisions/ev_1"},
 	"GET /ui/overrides":             {path: "/ui/overrides"},
 	"POST /ui/logout":               {path: "/ui/logout"},
@@ -54,7 +55,7 @@ var routeScopes = map[string]struct {
 // uiSessionRoutes are the UI's routes that need a session, with the scope
 // the session's token must hold.
 var uiSessionRoutes = map[string]string{
-	"GET /": ScopeGateRead, "GET /ui/slos/:name": ScopeGateRead, "GET /ui/deploys": ScopeGateRead,
+	"GET /": ScopeGateRead, "GET /ui/slos/:name": ScopeGateRead, "GET /ui/deploys": ScopeGateRead, "GET /ui/dora": ScopeGateRead,
 	"GET /ui/decisions/:id": ScopeGateRead, "GET /ui/overrides": ScopeGateRead, "POST /ui/logout": "",
 	"POST /ui/overrides": ScopeOverridesWrite, "POST /ui/overrides/:id/revoke": ScopeOverridesWrite,
 }

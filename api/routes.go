@@ -67,6 +67,7 @@ func addUIRoutes(r *gin.Engine, u *ui) {
 	r.POST("/ui/logout", u.page(""), u.logout())
 	r.GET("/ui/slos/:name", read, u.sloPage())
 	r.GET("/ui/deploys", read, u.deploysPage())
+	r.GET("/ui/dora", read, u.doraPage())
 	r.GET("/ui/decisions/:id", read, u.decisionPage())
 	r.GET("/ui/overrides", read, u.overridesPage(http.StatusOK, createOverrideRequest{}, nil))
 	r.POST("/ui/overrides", overridesWrite, u.createOverride())

@@ -47,6 +47,7 @@ type uiPanel struct{ Path, Title string }
 var uiPanels = []uiPanel{
 	{"/", "SLOs"},
 	{"/ui/deploys", "Deploys"},
+	{"/ui/dora", "Delivery"},
 	{"/ui/overrides", "Overrides"},
 }
 
@@ -93,6 +94,14 @@ var uiFuncs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	// secs and secsp write a duration in seconds readably (3h25m).
+	"secs": func(s float64) string { return readableSeconds(s) },
+	"secsp": func(s *float64) string {
+		if s == nil {
+			return "—"
+		}
+		return readableSeconds(*s)
+	},
 	"dur": func(start time.Time, end *time.Time) string {
 		e := time.Now()
 		if end != nil {
@@ -792,5 +801,58 @@ func (u *ui) revokeOverride() gin.HandlerFunc {
 		}
 		u.d.Gate.Invalidate(o.Service, o.Environment)
 		c.Redirect(http.StatusSeeOther, "/ui/overrides")
+	}
+}
+
+// readableSeconds is a duration in seconds as 3h25m (seconds under a
+// minute, minutes under a day, days beyond).
+func readableSeconds(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < 24*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	default:
+		return fmt.Sprintf("%.1fd", d.Hours()/24)
+	}
+}
+
+// The delivery page: the four DORA keys of GET /v1/dora.
+
+type doraData struct {
+	Service, Environment, Window string
+	Query                        template.URL
+	Report                       *DORA
+	Error                        string
+}
+
+func (u *ui) doraPage() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		data := doraData{Service: c.Query("service"), Environment: c.Query("environment"), Window: c.Query("window")}
+		if data.Window == "" {
+			data.Window = "30d"
+		}
+		v := url.Values{"window": {data.Window}}
+		for k, x := range map[string]string{"service": data.Service, "environment": data.Environment} {
+			if x != "" {
+				v.Set(k, x)
+			}
+		}
+		data.Query = template.URL(v.Encode())
+		q, err := parseDORAQuery(c, u.d.Clock())
+		if err == nil {
+			ctx, cancel := context.WithTimeout(c.Request.Context(), doraDeadline)
+			var out DORA
+			out, err = computeDORA(ctx, u.d.Store, u.d.Delivery, q)
+			cancel()
+			if err == nil {
+				data.Report = &out
+			}
+		}
+		if err != nil {
+			data.Error = problemFor(err).Error()
+		}
+		u.render(c, http.StatusOK, "dora.html", "Delivery", data)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -455,4 +457,39 @@ spec:
 			t.Fatalf("rows with the key %s", got)
 		}
 	})
+}
+
+// TestUIDeliveryPage: the four keys of GET /v1/dora on a page, with the
+// change failures linking to their deploys; a bad window is said on the
+// page.
+func TestUIDeliveryPage(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.Tokens = nil })
+	fin := func(d time.Duration) string { return fixedTime.Add(-d).Format(time.RFC3339) }
+	for i, d := range []struct {
+		version, status string
+		start, end      time.Duration
+	}{{"v1", "succeeded", 72 * time.Hour, 71 * time.Hour}, {"v2", "rolledBack", 48 * time.Hour, 47 * time.Hour}, {"v3", "succeeded", 24 * time.Hour, 23 * time.Hour}} {
+		r := h.do(t, call{method: "POST", path: "/v1/deploys", token: tokCI, header: map[string]string{"Idempotency-Key": fmt.Sprint("k", i)},
+			body: fmt.Sprintf(`{"service":"checkout","environment":"production","version":%q,"startedAt":%q}`, d.version, fin(d.start))})
+		dep := decodeAs[Deploy](t, r, http.StatusCreated)
+		decodeAs[Deploy](t, h.do(t, call{method: "PATCH", path: "/v1/deploys/" + dep.ID, token: tokCI,
+			body: fmt.Sprintf(`{"status":%q,"finishedAt":%q}`, d.status, fin(d.end))}), http.StatusOK)
+	}
+	u := &uiClient{h: h}
+	resp := u.send(t, "GET", "/ui/dora?service=checkout&window=7d", nil, nil)
+	b, _ := io.ReadAll(resp.Body)
+	page := string(b)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %s", resp.StatusCode, page)
+	}
+	for _, want := range []string{"Deployment frequency", "2 succeeded deploys", "Change failure rate", "33.3 %", "1 of 3 finished deploys", "rolledBack", `href="/ui/deploys?service=checkout#dep_`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	resp = u.send(t, "GET", "/ui/dora?window=forever", nil, nil)
+	b, _ = io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), "window: must be a duration") {
+		t.Errorf("a bad window is not said on the page: %s", b)
+	}
 }
