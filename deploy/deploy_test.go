@@ -351,10 +351,15 @@ func TestAnalysisTemplate(t *testing.T) {
 		keys []any
 		want string
 	}{
-		{[]any{"successCondition"}, `result == "promote"`},
-		{[]any{"failureCondition"}, `result == "halt"`},
-		{[]any{"provider", "web", "jsonPath"}, "{$.decision}"},
-		{[]any{"provider", "web", "url"}, "http://slogate.slogate.svc:8080/v1/gate?service={{args.service}}&environment={{args.environment}}&version={{args.version}}"},
+		{[]any{"successCondition"}, `result.decision == "promote"`},
+		{[]any{"failureCondition"}, `result.decision == "halt"`},
+		{[]any{"provider", "web", "jsonPath"}, "{$.verdict}"},
+		// No argument in the URL: Argo templates it unescaped.
+		{[]any{"provider", "web", "url"}, "http://slogate.slogate.svc:8080/v1/gate"},
+		{[]any{"provider", "web", "method"}, "POST"},
+		{[]any{"provider", "web", "jsonBody", "service"}, "{{args.service}}"},
+		{[]any{"provider", "web", "jsonBody", "environment"}, "{{args.environment}}"},
+		{[]any{"provider", "web", "jsonBody", "version"}, "{{args.version}}"},
 		{[]any{"interval"}, "1m"},
 	}
 	for _, tt := range tests {
@@ -382,6 +387,14 @@ func TestAnalysisTemplate(t *testing.T) {
 		// most answers must have been promote.
 		if 2*ints["inconclusiveLimit"] >= ints["count"] {
 			t.Errorf("inconclusiveLimit %d against count %d: a run of mostly waits would pass", ints["inconclusiveLimit"], ints["count"])
+		}
+	})
+
+	t.Run("timeout above slogate's deadline", func(t *testing.T) {
+		// slogate answers within gate.deadline (8s by default); Argo must
+		// wait longer, or it cuts the answer off (docs/clients.md).
+		if s, _ := get(m, "provider", "web", "timeoutSeconds"); s != 10 {
+			t.Errorf("%s: timeoutSeconds %v, want 10 (slogate's default deadline 8s plus 2s for the network)", at, s)
 		}
 	})
 
@@ -700,7 +713,7 @@ func checkConfigKeys(t *testing.T, where string, cfg map[string]any) {
 		"":           {"listen", "slos", "store", "sources", "evaluation", "gate", "notify", "auth", "log"},
 		"sources":    {"prometheus", "elasticsearch", "tempo"},
 		"evaluation": {"schedule", "timeout", "concurrency"},
-		"gate":       {"cacheTTL"},
+		"gate":       {"cacheTTL", "deadline"},
 		"notify":     {"alertmanager", "pagerduty", "grafana", "github"},
 		"auth":       {"tokens"},
 		"log":        {"level", "format"},
@@ -723,7 +736,7 @@ func checkConfigKeys(t *testing.T, where string, cfg map[string]any) {
 			}
 		}
 	}
-	scopes := []string{"gate:read", "deploys:write", "overrides:write", "admin"}
+	scopes := []string{"gate:read", "deploys:write", "overrides:write", "flagger", "admin"}
 	for i, tok := range list(cfg, "auth", "tokens") {
 		v, _ := str(tok, "value")
 		if !strings.HasPrefix(v, "${") {
@@ -788,7 +801,8 @@ func TestSLOConfigMap(t *testing.T) {
 	}
 }
 
-// TestFlaggerCanary checks the webhooks against slogate's Flagger route.
+// TestFlaggerCanary checks the webhooks against slogate's Flagger route
+// (test/peers runs them with Flagger's own client).
 func TestFlaggerCanary(t *testing.T) {
 	docs, err := parseFile("flagger/canary.yaml")
 	if err != nil {
@@ -806,8 +820,13 @@ func TestFlaggerCanary(t *testing.T) {
 					t.Errorf("%s: webhook field %q is not in Flagger's CanaryWebhook", c, k)
 				}
 			}
-			if url, _ := str(w, "url"); url != "http://slogate.slogate.svc:8080/v1/flagger/"+typ {
+			// The token is the Basic password (scope flagger): Flagger's
+			// client sends URL credentials as Basic auth.
+			if url, _ := str(w, "url"); url != "http://flagger:REPLACE-ME-FLAGGER-TOKEN@slogate.slogate.svc:8080/v1/flagger/"+typ {
 				t.Errorf("%s: %s webhook url %q", c, typ, url)
+			}
+			if to, _ := str(w, "timeout"); to != "10s" {
+				t.Errorf("%s: %s webhook timeout %q, want 10s (above slogate's 8s deadline)", c, typ, to)
 			}
 			for _, k := range []string{"service", "environment", "version"} {
 				if v, _ := str(w, "metadata", k); v == "" {
@@ -816,9 +835,18 @@ func TestFlaggerCanary(t *testing.T) {
 			}
 		})
 	}
-	for _, typ := range []string{"confirm-rollout", "pre-rollout", "confirm-promotion", "rollback"} {
+	for _, typ := range []string{"confirm-rollout", "pre-rollout", "rollback", "confirm-promotion", "post-rollout"} {
 		if !types[typ] {
 			t.Errorf("%s: no %s webhook", c, typ)
+		}
+	}
+	// docs/clients.md: a confirm-traffic-increase that holds on wait holds
+	// at weight 0 forever (the canary gets no traffic to be measured), and
+	// rollout refusals on source faults add up to a rollback of a good
+	// canary.
+	for _, typ := range []string{"confirm-traffic-increase", "rollout"} {
+		if types[typ] {
+			t.Errorf("%s: a %s webhook: see the Canary's comments and docs/clients.md", c, typ)
 		}
 	}
 }
