@@ -822,7 +822,7 @@ func TestFlaggerCanary(t *testing.T) {
 			}
 			// The token is the Basic password (scope flagger): Flagger's
 			// client sends URL credentials as Basic auth.
-			if url, _ := str(w, "url"); url != "http://flagger:REPLACE-ME-FLAGGER-TOKEN@slogate.slogate.svc:8080/v1/flagger/"+typ {
+			if url, _ := str(w, "url"); url != "http://flagger:${SLOGATE_FLAGGER_TOKEN}@slogate.slogate.svc:8080/v1/flagger/"+typ {
 				t.Errorf("%s: %s webhook url %q", c, typ, url)
 			}
 			if to, _ := str(w, "timeout"); to != "10s" {

@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -12,9 +13,11 @@ import (
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	analysisutil "github.com/argoproj/argo-rollouts/utils/analysis"
 	"github.com/argoproj/argo-rollouts/utils/defaults"
+	flaggerv1 "github.com/fluxcd/flagger/pkg/apis/flagger/v1beta1"
 	log "github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -30,8 +33,52 @@ const (
 // Kubernetes API server with strict field validation.
 func readStrict(t *testing.T, file string, data []byte, v any) {
 	t.Helper()
-	if err := yaml.UnmarshalStrict(data, v); err != nil {
+	if err := decodeStrict(data, v); err != nil {
 		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+// decodeStrict is the Kubernetes API server's strict decoding
+// (apimachinery's serializer): YAML to JSON refusing duplicate keys, then
+// case-sensitive field names, unknown and duplicate fields refused.
+// encoding/json alone matches field names case-insensitively, so
+// "jsonpath" would pass for "jsonPath".
+func decodeStrict(data []byte, v any) error {
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return err
+	}
+	strict, err := kjson.UnmarshalStrict(j, v)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
+}
+
+// TestStrictDecodingRefusesUnknownFields: a misspelt field in an example
+// is an error, not silently dropped (as a lenient decoder would).
+func TestStrictDecodingRefusesUnknownFields(t *testing.T) {
+	tests := map[string]struct {
+		file, from, to string
+		v              any
+	}{
+		"a misspelt web provider field": {analysisTemplateFile, "jsonPath:", "jsonpath:", &v1alpha1.AnalysisTemplate{}},
+		"a misspelt webhook field":      {canaryFile, "timeout: 10s", "timeOut: 10s", &flaggerv1.Canary{}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), tc.from) {
+				t.Fatalf("%s has no %q", tc.file, tc.from)
+			}
+			bad := strings.Replace(string(b), tc.from, tc.to, 1)
+			if err := decodeStrict([]byte(bad), tc.v); err == nil || !strings.Contains(err.Error(), "unknown field") {
+				t.Errorf("decoding with %q: %v, want an unknown field error", tc.to, err)
+			}
+		})
 	}
 }
 

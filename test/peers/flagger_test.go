@@ -18,7 +18,7 @@ import (
 const (
 	canaryFile = "../../deploy/flagger/canary.yaml"
 	// The placeholder the Canary's urls carry instead of the token.
-	tokenPlaceholder = "REPLACE-ME-FLAGGER-TOKEN"
+	tokenPlaceholder = "${SLOGATE_FLAGGER_TOKEN}"
 )
 
 // exampleCanary is deploy/flagger/canary.yaml decoded strictly into
@@ -48,19 +48,22 @@ func canaryFor(t *testing.T, s *slogate, name, service, version string) *flagger
 	c.Status.LastAppliedSpec = "rev-" + name
 	for i := range c.Spec.Analysis.Webhooks {
 		w := &c.Spec.Analysis.Webhooks[i]
-		u, err := url.Parse(w.URL)
+		// What the user does: put the token in (envsubst, Flux postBuild).
+		if !strings.Contains(w.URL, tokenPlaceholder) {
+			t.Fatalf("%s: webhook %s: url %q carries no %s", canaryFile, w.Name, w.URL, tokenPlaceholder)
+		}
+		u, err := url.Parse(strings.ReplaceAll(w.URL, tokenPlaceholder, flaggerToken))
 		if err != nil {
 			t.Fatalf("%s: webhook %s: url %q: %v", canaryFile, w.Name, w.URL, err)
 		}
 		pw, _ := u.User.Password()
-		if u.Host != exampleHost || u.User.Username() != "flagger" || pw != tokenPlaceholder {
+		if u.Host != exampleHost || u.User.Username() != "flagger" || pw != flaggerToken {
 			t.Fatalf("%s: webhook %s: url %q: want http://flagger:%s@%s/v1/flagger/%s", canaryFile, w.Name, w.URL, tokenPlaceholder, exampleHost, w.Type)
 		}
 		if u.Path != "/v1/flagger/"+string(w.Type) {
 			t.Fatalf("%s: webhook %s of type %s calls %s", canaryFile, w.Name, w.Type, u.Path)
 		}
 		u.Host = s.host
-		u.User = url.UserPassword("flagger", flaggerToken)
 		w.URL = u.String()
 		if w.Metadata == nil {
 			t.Fatalf("%s: webhook %s: no metadata", canaryFile, w.Name)
