@@ -33,10 +33,17 @@ run: build ## the living demo in a browser (UI URL printed); SLOGATE_PROMETHEUS=
 deps: ## install the Debian packages the tests run for real (prometheus, alertmanager, postgresql, chromium) when missing
 	@./scripts/deps.sh
 
-test: deps fmt-check vet ## gofmt check, go vet and every test with the race detector (real Prometheus, Alertmanager, PostgreSQL)
+# test/peers is a module of its own (Argo Rollouts' and Flagger's client
+# code, with their Kubernetes dependencies, stay out of the main module): the
+# contract tests of deploy/'s examples against a live slogate.
+PEERS     := test/peers
+
+test: deps fmt-check vet ## gofmt check, go vet and every test with the race detector (real Prometheus, Alertmanager, PostgreSQL), then the Argo Rollouts and Flagger contract tests (test/peers)
 	$(GO) test -race -timeout 20m -count=1 $(PKGS)
 	@echo "== test/helm: the Helm chart rendered by Helm's Go packages (a module of its own)"
 	cd test/helm && $(GO) vet ./... && $(GO) test -timeout 10m -count=1 ./...
+	@echo "== test/peers: Argo Rollouts' and Flagger's own client code on deploy/'s examples (a module of its own)"
+	cd $(PEERS) && $(GO) vet ./... && $(GO) test -timeout 10m -count=1 ./...
 
 vet: ## go vet
 	$(GO) vet $(PKGS)
