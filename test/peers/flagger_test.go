@@ -321,6 +321,11 @@ func TestFlaggerSendsTheURLCredentialsAsBasicAuth(t *testing.T) {
 	}
 }
 
+// liveInterval is Flagger's analysis.interval (1m in the example) scaled
+// down for the cases that last until the gate can judge the canary: a
+// minute after the first version hook recorded the deploy.
+const liveInterval = 3 * time.Second
+
 func testFlagger(t *testing.T, w *world, table *conclusions) {
 	injection := `v2" } or vector(1) # & x`
 	type want struct {
@@ -339,10 +344,10 @@ func testFlagger(t *testing.T, w *world, table *conclusions) {
 		want                           want
 	}{
 		{name: "a halted canary", canary: "halted", service: "live-bad", version: "v2", server: w.direct,
-			iterations: 40, interval: 250 * time.Millisecond,
+			iterations: 35, interval: liveInterval,
 			want: want{phase: flaggerv1.CanaryPhaseFailed, outcome: "rolledBack", rollbackWhy: "burns budget"}},
 		{name: "a promoted canary", canary: "promoted", service: "live-good", version: "v2", server: w.direct,
-			iterations: 40, interval: 250 * time.Millisecond,
+			iterations: 35, interval: liveInterval,
 			want: want{phase: flaggerv1.CanaryPhaseSucceeded, outcome: "succeeded"}},
 		{name: "a spent budget", canary: "spent", service: "legacy", version: "v2", server: w.direct,
 			iterations: 4, want: want{phase: flaggerv1.CanaryPhaseWaiting}},
@@ -359,7 +364,7 @@ func testFlagger(t *testing.T, w *world, table *conclusions) {
 			start: flaggerv1.CanaryPhaseProgressing, weight: 50, iterations: 2,
 			want: want{phase: flaggerv1.CanaryPhaseWaitingPromotion}},
 		{name: "an injected version with quotes and spaces", canary: "injected", service: "live-good", version: injection, server: w.direct,
-			iterations: 40, interval: 250 * time.Millisecond,
+			iterations: 35, interval: liveInterval,
 			want: want{phase: flaggerv1.CanaryPhaseFailed, outcome: "rolledBack", rollbackWhy: "no events of version"}},
 	}
 	for _, tc := range tests {
