@@ -1,3 +1,16 @@
+// The contract tests of deploy/'s Argo Rollouts and Flagger examples, with
+// the clients' own code (docs/clients.md). A module of its own, so that the
+// main module stays free of their Kubernetes and cloud dependencies.
+//
+// Its path is under github.com/slogate/slogate, so it may import
+// internal/testenv (Go's internal rule goes by import path, across modules
+// too); the replace below builds it against this checkout.
+//
+// Argo Rollouts is v1.10.0: its commit 9f8d111 and tag v1.10.0-rc1 are not
+// served by the module proxy (webmetric differs from 9f8d111 only for
+// non-JSON bodies). Argo's own go.mod pins k8s.io/* to v0.34.5 with replace
+// lines; they are not copied here: none is needed to resolve the graph, and
+// they would hold k8s.io/* below the v0.36.2 that Flagger v1.44.0 requires.
 module github.com/slogate/slogate/test/peers
 
 go 1.26.1
