@@ -96,11 +96,11 @@ type world struct {
 //
 //	checkout   v1 10 req/s at 0.02 % errors for 30 days; canary v2 from 20
 //	           minutes ago at 2 req/s with 2 % errors (burns 20x): halted.
-//	cart       the same, v2 as clean as v1: promoted.
+//	cart       the same, v2 at 10 req/s as clean as v1: promoted.
 //	legacy     5 % errors for 30 days: the 99.9 % budget is spent 50 times.
 //	ghost      an SLO over a metric that does not exist: no data.
 //	fresh      v1 clean; v2 has no traffic at all yet.
-//	live-bad   v1 clean; v2 at 2 req/s with 2 % errors from now on, into
+//	live-bad   v1 clean; v2 at 200 req/s with 2 % errors from now on, into
 //	           the future (samples every second up to 40 minutes ahead, so
 //	           Prometheus shows them as time passes), verification after 1m.
 //	live-good  the same with v2 as clean as v1.
@@ -120,14 +120,20 @@ func startWorld(t *testing.T) *world {
 		traffic(svc, "v1", start, time.Minute, testenv.Phase{Until: now, Rate: 10, ErrorRatio: 0.0002})
 	}
 	traffic("checkout", "v2", start, time.Minute, testenv.Phase{Until: w.deployed, Rate: 0}, testenv.Phase{Until: now, Rate: 2, ErrorRatio: 0.02})
-	traffic("cart", "v2", start, time.Minute, testenv.Phase{Until: w.deployed, Rate: 0}, testenv.Phase{Until: now, Rate: 2, ErrorRatio: 0.0002})
+	// The gate's tests are anytime-valid: showing that a clean canary burns
+	// less than 2x takes thousands of events (12,000 here), a canary at 20x
+	// far fewer.
+	traffic("cart", "v2", start, time.Minute, testenv.Phase{Until: w.deployed, Rate: 0}, testenv.Phase{Until: now, Rate: 10, ErrorRatio: 0.0002})
 	traffic("legacy", "v1", start, time.Minute, testenv.Phase{Until: now, Rate: 5, ErrorRatio: 0.05})
 	for svc, errs := range map[string]float64{"live-bad": 0.02, "live-good": 0.0002} {
-		// v2's 2 % at a sixth of the traffic burns the service's budget at
-		// about 3.5x: below the page tiers (6x, 14.4x) that would make the
-		// budget policy refuse the rollout, but 20x for the version.
-		traffic(svc, "v1", start, time.Minute, testenv.Phase{Until: future, Rate: 10, ErrorRatio: 0.0002})
-		traffic(svc, "v2", now, time.Second, testenv.Phase{Until: future, Rate: 2, ErrorRatio: errs})
+		// 12,000 canary events a minute, enough for the gate to judge a
+		// clean canary after its one-minute minimum. v2's 2 % beside as much
+		// v1 traffic burns the service's budget at about 10x over 5 minutes
+		// and far less over the long windows: no page tier (14.4x over 1h
+		// and 5m, 6x over 6h and 30m) fires to make the budget policy refuse
+		// the rollout, while the version burns at 20x.
+		traffic(svc, "v1", start, time.Minute, testenv.Phase{Until: future, Rate: 200, ErrorRatio: 0.0002})
+		traffic(svc, "v2", now, time.Second, testenv.Phase{Until: future, Rate: 200, ErrorRatio: errs})
 	}
 	prom := testenv.StartPrometheus(t, om.String())
 
