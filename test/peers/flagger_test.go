@@ -90,7 +90,6 @@ type flaggerRun struct {
 	newRevision  bool // the target changed: shouldAdvance
 	log          []string
 	calls        []time.Duration
-	hookErrors   []string
 	// explain asks the gate why (rollback answers carry no body to Flagger).
 	explain     func(service, version string) string
 	rollbackWhy string
@@ -125,7 +124,6 @@ func (r *flaggerRun) hooks(typ flaggerv1.HookType, phase flaggerv1.CanaryPhase) 
 			if strings.Contains(msg, flaggerToken) {
 				r.t.Errorf("Flagger's error for %s shows the token: %s", w.Name, msg)
 			}
-			r.hookErrors = append(r.hookErrors, msg)
 			r.logf("%s refused in %.1fs: %s", typ, took.Seconds(), firstLine(msg))
 			if typ != flaggerv1.RollbackHook {
 				return false
