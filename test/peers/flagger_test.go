@@ -180,7 +180,7 @@ func (r *flaggerRun) iterate() bool {
 		}
 		return true
 	}
-	// Rollback hooks (370), in Progressing, Waiting or WaitingPromotion.
+	// Rollback hooks (372), in Progressing, Waiting or WaitingPromotion.
 	if r.phase == flaggerv1.CanaryPhaseProgressing || r.phase == flaggerv1.CanaryPhaseWaitingPromotion {
 		if r.hooks(flaggerv1.RollbackHook, r.phase) {
 			r.rollback("rollback webhook")
@@ -199,12 +199,12 @@ func (r *flaggerRun) iterate() bool {
 		r.logf("promoted: Succeeded")
 		return false
 	}
-	// Failed checks threshold (430).
+	// Failed checks threshold (431).
 	if r.failedChecks >= r.canary.GetAnalysisThreshold() {
 		r.rollback(fmt.Sprintf("failed checks threshold %d reached", r.failedChecks))
 		return false
 	}
-	// Pre-rollout at weight 0 (449), else the analysis: rollout hooks (and
+	// Pre-rollout at weight 0 (454), else the analysis: rollout hooks (and
 	// metrics, of which the example has none) (461, runAnalysis 752).
 	if r.weight == 0 && r.iterations == 0 {
 		if !r.hooks(flaggerv1.PreRolloutHook, flaggerv1.CanaryPhaseProgressing) {
@@ -218,7 +218,7 @@ func (r *flaggerRun) iterate() bool {
 	if len(a.Metrics) > 0 {
 		r.t.Fatalf("%s: the scheduler's metric checks are not emulated here", canaryFile)
 	}
-	// The canary strategy (494): confirm-traffic-increase while not at the
+	// The canary strategy (493): confirm-traffic-increase while not at the
 	// promotion stage, then runCanary (565): a step up, or at maxWeight
 	// confirm-promotion and the promotion.
 	if a.StepWeight <= 0 || a.MaxWeight <= 0 || len(a.StepWeights) > 0 || a.Iterations > 0 {
@@ -320,10 +320,10 @@ func TestFlaggerSendsTheURLCredentialsAsBasicAuth(t *testing.T) {
 }
 
 // To the lead — a server bug these cases find (issue #9), as of main
-// 7cd70b2: api.flaggerRecords leaves hookRollback out, but the rollback
+// d4181ad: api.flaggerRecords leaves hookRollback out, but the rollback
 // hook is the first version hook Flagger calls once the canary is scaled
 // up. In the first Progressing iteration the scheduler runs the rollback
-// hooks (scheduler.go:370) before pre-rollout (scheduler.go:449), so
+// hooks (scheduler.go:372) before pre-rollout (scheduler.go:454), so
 // /v1/flagger/rollback evaluates a version with no recorded deploy; the
 // verification check answers noData ("no deploy of version v2 is recorded
 // for ...") and, with onNoData: halt, the rollback hook says 200: Flagger
