@@ -136,7 +136,7 @@ func TestFlaggerHooksAskForTheChecksOfTheirMoment(t *testing.T) {
 		"rollout":                  {checks: []string{gate.KindVerification, gate.KindCanary}, records: true},
 		"confirm-traffic-increase": {checks: []string{gate.KindVerification, gate.KindCanary}, records: true},
 		"confirm-promotion":        {checks: []string{gate.KindVerification, gate.KindCanary}, records: true},
-		"rollback":                 {checks: []string{gate.KindVerification, gate.KindCanary}},
+		"rollback":                 {checks: []string{gate.KindVerification, gate.KindCanary}, records: true},
 	}
 	for hook, tc := range tests {
 		t.Run(hook+" asks for "+strings.Join(tc.checks, " and "), func(t *testing.T) {

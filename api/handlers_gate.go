@@ -138,11 +138,13 @@ func flaggerGo(hook string, d gate.Decision) bool {
 }
 
 // flaggerRecords says whether a hook records the deploy of the canary's
-// version: the first hook that runs once the canary is scaled up
-// (confirm-rollout runs before, and again and again while it holds).
+// version: every hook that runs once the canary is scaled up. The first
+// of them is rollback (Flagger's scheduler asks it before pre-rollout);
+// confirm-rollout runs before the scale-up, and again and again while it
+// holds.
 func flaggerRecords(hook string) bool {
 	switch hook {
-	case hookPreRollout, hookRollout, hookConfirmTrafficIncrease, hookConfirmPromotion, hookPostRollout:
+	case hookRollback, hookPreRollout, hookRollout, hookConfirmTrafficIncrease, hookConfirmPromotion, hookPostRollout:
 		return true
 	}
 	return false

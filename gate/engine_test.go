@@ -404,3 +404,31 @@ func TestAMomentWhoseChecksAreOffGoesOn(t *testing.T) {
 		t.Fatalf("a policy with every check off answered %s", a.Decision)
 	}
 }
+
+type slowRecorder struct{}
+
+func (slowRecorder) Record(ctx context.Context, _ Answer) error {
+	<-ctx.Done()
+	return context.Cause(ctx)
+}
+
+// TestRecordingIsWithinTheDeadline: a store slower than the deadline
+// fails the answer by the deadline, not after it (the client would have
+// given up).
+func TestRecordingIsWithinTheDeadline(t *testing.T) {
+	m, _ := NewMeasurer(&traffic{versions: map[string]vt{"v1": {10, 0.0002}}}, MeasurerConfig{})
+	s := set(nil)
+	e, err := New(Config{Measurer: m, SLOs: func() *slo.Set { return s }, Recorder: slowRecorder{}, Deadline: 300 * time.Millisecond, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production"})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "recording the answer passed the deadline") {
+		t.Fatalf("got %v, want the recording's deadline", err)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("answered after %s; the deadline is 300ms", took)
+	}
+}

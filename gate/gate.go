@@ -409,8 +409,13 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (Answer, error) {
 // current) caches an answer. The evaluation outlives a caller that gives
 // up: others may wait for it, and its answer is cached.
 func (e *Engine) fresh(ctx context.Context, req Request, gen uint64) (Answer, error) {
-	checksBudget := min(e.cfg.Deadline/10, time.Second)
-	ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), e.cfg.Deadline-checksBudget,
+	// One deadline for the whole answer: the checks end a tenth (at most
+	// 1s) before it, and recording the answer must be done by it, so the
+	// client never waits past Deadline.
+	deadline := time.Now().Add(e.cfg.Deadline)
+	reserve := min(e.cfg.Deadline/10, time.Second)
+	base := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithDeadlineCause(base, deadline.Add(-reserve),
 		fmt.Errorf("gate evaluation of %s/%s passed its deadline of %s: %w", req.Service, req.Environment, e.cfg.Deadline, slo.ErrTimeout))
 	defer cancel()
 	a, fault, err := e.evaluate(ctx, req)
@@ -418,9 +423,8 @@ func (e *Engine) fresh(ctx context.Context, req Request, gen uint64) (Answer, er
 		return Answer{}, err
 	}
 	if e.cfg.Recorder != nil {
-		// Recording gets its own short deadline: the checks may have used
-		// theirs up.
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		rctx, rcancel := context.WithDeadlineCause(base, deadline,
+			fmt.Errorf("recording the answer passed the deadline of %s", e.cfg.Deadline))
 		err := e.cfg.Recorder.Record(rctx, a)
 		rcancel()
 		if err != nil {
