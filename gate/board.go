@@ -35,6 +35,7 @@ type Board struct {
 	statuses map[string]slo.Status
 	lastRun  time.Time
 	running  sync.Mutex
+	cache    *windowCache
 
 	metrics *boardMetrics
 }
@@ -50,6 +51,10 @@ type BoardConfig struct {
 	Registry prometheus.Registerer
 	OnRun    func(ctx context.Context, statuses []slo.Status)
 	Leader   func(ctx context.Context) bool
+	// AgeDivisor sizes how long a run may reuse a window's figure from an
+	// earlier run: W/AgeDivisor for a window of length W (default
+	// DefaultAgeDivisor); negative measures every window at every run.
+	AgeDivisor int
 }
 
 type boardMetrics struct {
@@ -73,8 +78,12 @@ func NewBoard(cfg BoardConfig) (*Board, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AgeDivisor == 0 {
+		cfg.AgeDivisor = DefaultAgeDivisor
+	}
 	b := &Board{
-		m: cfg.Measurer, slos: cfg.SLOs, clock: cfg.Clock, timeout: cfg.Timeout,
+		cache: newWindowCache(cfg.AgeDivisor),
+		m:     cfg.Measurer, slos: cfg.SLOs, clock: cfg.Clock, timeout: cfg.Timeout,
 		logger: cfg.Logger.With("component", "evaluation"), onRun: cfg.OnRun, leader: cfg.Leader,
 		statuses: map[string]slo.Status{},
 	}
@@ -147,7 +156,7 @@ func (b *Board) Run(ctx context.Context) {
 	start := time.Now()
 	at := b.clock().UTC()
 	set := b.slos()
-	statuses := b.m.Statuses(ctx, set.Objectives, at)
+	statuses := b.measureAllScheduled(ctx, set.Objectives, at)
 	elapsed := time.Since(start)
 	b.metrics.duration.Observe(elapsed.Seconds())
 	b.metrics.runs.WithLabelValues("ok").Inc()
@@ -217,50 +226,58 @@ func (b *Board) unexport(st slo.Status) {
 	}
 }
 
-// Statuses returns the latest figures of every objective, sorted by name;
-// with a non-zero at it measures them at that instant instead.
+// Statuses returns the latest figures of every objective of the files,
+// sorted by name; with a non-zero at it measures them at that instant
+// instead. A request never measures the live figures: an objective no run
+// has measured yet (before the first run, or added since the last) is
+// NotReady.
 func (b *Board) Statuses(ctx context.Context, at time.Time) []slo.Status {
+	objs := b.slos().Objectives
 	if !at.IsZero() {
-		return b.m.Statuses(ctx, b.slos().Objectives, at)
+		return b.m.Statuses(ctx, objs, at)
 	}
+	out := make([]slo.Status, 0, len(objs))
+	covered := map[string]bool{} // objectives of the files with figures (a grouped one: any value)
 	b.mu.RLock()
-	out := make([]slo.Status, 0, len(b.statuses))
 	for _, st := range b.statuses {
 		out = append(out, st)
+		covered[slo.BaseName(st.Name)] = true
 	}
 	b.mu.RUnlock()
-	if len(out) == 0 {
-		// Before the first run: measure now rather than answer nothing.
-		return b.m.Statuses(ctx, b.slos().Objectives, b.clock().UTC())
+	for _, o := range objs {
+		if !covered[o.Name] {
+			out = append(out, notReady(o))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// Status returns one objective's figures (latest, or at an instant).
+// Status returns one objective's figures: the latest (NotReady before a
+// run has measured it), or measured at an instant.
 func (b *Board) Status(ctx context.Context, name string, at time.Time) (slo.Status, bool) {
 	o, ok := b.slos().Objective(name)
 	if !ok {
 		return slo.Status{}, false
 	}
-	if at.IsZero() {
-		b.mu.RLock()
-		st, ok := b.statuses[name]
-		b.mu.RUnlock()
-		if ok {
-			return st, true
-		}
-		at = b.clock().UTC()
-	}
-	if o.IsGrouped() { // one value of a grouped objective (group.go)
-		for _, st := range b.m.Statuses(ctx, []slo.Objective{o}, at) {
-			if st.Name == name {
-				return st, true
+	if !at.IsZero() {
+		if o.IsGrouped() { // one value of a grouped objective (group.go)
+			for _, st := range b.m.Statuses(ctx, []slo.Objective{o}, at) {
+				if st.Name == name {
+					return st, true
+				}
 			}
+			return slo.Status{}, false
 		}
-		return slo.Status{}, false
+		return b.m.Status(ctx, o, at), true
 	}
-	return b.m.Status(ctx, o, at), true
+	b.mu.RLock()
+	st, ok := b.statuses[name]
+	b.mu.RUnlock()
+	if !ok {
+		return notReady(o), true
+	}
+	return st, true
 }
 
 // LastRun is the instant of the latest run (zero before the first).

@@ -85,6 +85,11 @@ type EvaluationConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// Concurrency bounds the measurements in flight (default 16).
 	Concurrency int `yaml:"concurrency"`
+	// AgeDivisor sizes how long a run reuses a long window's figure from
+	// an earlier run: W/ageDivisor for a window of length W (default 720:
+	// the 30-day window is measured every hour, 3 days every 6 minutes);
+	// -1 measures every window at every run.
+	AgeDivisor int `yaml:"ageDivisor"`
 }
 
 // GateConfig tunes the gate.

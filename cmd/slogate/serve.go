@@ -220,6 +220,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 	}
 	s.board, err = gate.NewBoard(gate.BoardConfig{
 		Measurer: s.measurer, SLOs: s.slos.Load, Logger: logger, Registry: s.registry, OnRun: onRun,
+		AgeDivisor: cfg.Evaluation.AgeDivisor,
 		Leader: func(ctx context.Context) bool {
 			_, ok, err := st.TryLeader(ctx, "evaluation")
 			if err != nil {
