@@ -279,4 +279,3 @@ func BenchmarkScheduledRun1000SLOs(b *testing.B) {
 		b.ReportMetric(focpu, "first-run-old-prom-cpu-s")
 	}
 }
-
