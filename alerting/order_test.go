@@ -25,6 +25,9 @@ type pager struct {
 	script   map[string][]int // by action: the statuses of the first attempts
 	attempts map[string]int
 	arrived  chan string
+	// holding, when set, is closed as the first trigger attempt starts,
+	// which then waits for release before it answers.
+	holding, release chan struct{}
 }
 
 func newPager(script map[string][]int) *pager {
@@ -47,11 +50,17 @@ func (p *pager) Key(e alerting.Event) string {
 }
 
 func (p *pager) Notify(_ context.Context, e alerting.Event) (bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	a := action(e)
+	p.mu.Lock()
 	n := p.attempts[a]
 	p.attempts[a]++
+	p.mu.Unlock()
+	if a == "trigger" && n == 0 && p.holding != nil {
+		close(p.holding)
+		<-p.release
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if s := p.script[a]; n < len(s) {
 		switch status := s[n]; {
 		case alerting.Misconfigured(status):
@@ -111,40 +120,36 @@ func waitArrivals(t *testing.T, p *pager, n int) {
 }
 
 func TestATriggerRetriedAfterA429StillArrivesBeforeItsResolve(t *testing.T) {
-	// Before order keys, the resolve (no 429) was delivered while the
-	// trigger waited for its retry; the trigger then reopened the
-	// incident and nothing closed it.
+	// Before order keys, the resolve was delivered while the trigger was
+	// in flight and then waited for its retry after a 429; the trigger
+	// then reopened the incident and nothing closed it.
 	p := newPager(map[string][]int{"trigger": {429, 429}})
+	p.holding, p.release = make(chan struct{}), make(chan struct{})
 	d, st, _, stop := orderSetup(t, p)
 	defer stop()
 	started := time.Now().Add(-2 * time.Minute)
 	if err := d.Send(context.Background(), page("checkout-availability", true, started, started)); err != nil {
 		t.Fatal(err)
 	}
-	// The trigger's first attempt has failed before the resolve is known
-	// (so the resolve cannot supersede a trigger that was not tried).
-	eventually(t, "the trigger's first attempt", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.attempts["trigger"] > 0
-	})
+	select {
+	case <-p.holding:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the trigger was never tried")
+	}
+	// The resolve is enqueued while the trigger is in flight: it cannot
+	// supersede it, it must wait for it.
 	if err := d.Send(context.Background(), page("checkout-availability", false, started, started.Add(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
-	waitArrivals(t, p, 1)
-	got := p.delivered("checkout-availability")
-	if len(got) == 1 && got[0] == "resolve" {
-		// Superseded while it waited: acceptable, nothing stays open.
-		return
-	}
-	waitArrivals(t, p, 1)
-	if got := p.delivered("checkout-availability"); len(got) != 2 || got[0] != "trigger" || got[1] != "resolve" {
-		t.Fatalf("delivered %v, want trigger then resolve", got)
-	}
+	close(p.release)
+	waitArrivals(t, p, 2)
 	eventually(t, "nothing is pending", func() bool {
 		s, _ := st.OutboxStats(context.Background())
 		return s.Pending == 0
 	})
+	if got := p.delivered("checkout-availability"); len(got) != 2 || got[0] != "trigger" || got[1] != "resolve" {
+		t.Fatalf("delivered %v, want trigger then resolve", got)
+	}
 }
 
 func TestAResolveSupersedesATriggerThatWasNeverDelivered(t *testing.T) {
