@@ -200,13 +200,14 @@ func (b *Board) measureAllScheduled(ctx context.Context, objs []slo.Objective, a
 // scheduled evaluation has measured yet.
 var ErrNotReady = errors.New("not measured yet: the first scheduled evaluation has not finished")
 
-// notReady is the status of an objective no run has measured: every
-// figure unknown, NotReady set, no instant.
-func notReady(o slo.Objective) slo.Status {
+// notReady is the status of an objective no run has measured here (why:
+// ErrNotReady, or ErrFollower): every figure unknown, NotReady set, no
+// instant.
+func notReady(o slo.Objective, why error) slo.Status {
 	at := time.Now()
 	m := map[time.Duration]slo.Measured{}
 	for key := range o.Plan(at) {
-		m[key] = slo.Measured{Err: ErrNotReady}
+		m[key] = slo.Measured{Err: why}
 	}
 	st := o.Evaluate(at, m)
 	st.NotReady = true
