@@ -23,6 +23,7 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	r.GET("/openapi.yaml", handleOpenAPI())
 
 	read := a.requireScope(ScopeGateRead)
+	ask := limitAsks(d.askLimiter())
 	deploysWrite := a.requireScope(ScopeDeploysWrite)
 	overridesWrite := a.requireScope(ScopeOverridesWrite)
 	u := newUI(d, a)
@@ -37,8 +38,8 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	v1.GET("/deploys/:id", read, handleGetDeploy(d.Store, d.Delivery, d.Clock))
 	v1.PATCH("/deploys/:id", deploysWrite, handleFinishDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 
-	v1.GET("/gate", read, handleGateQuery(d.Gate))
-	v1.POST("/gate", read, handleGateJSON(d.Gate, d.MaxBodyBytes))
+	v1.GET("/gate", read, ask, handleGateQuery(d.Gate))
+	v1.POST("/gate", read, ask, handleGateJSON(d.Gate, d.MaxBodyBytes))
 	v1.GET("/decisions/:id", read, handleGetDecision(d.Store))
 	v1.GET("/dora", read, handleDORA(d.Store, d.Delivery, d.Clock))
 
@@ -47,7 +48,7 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 
 	// Flagger cannot set headers: the token may be the Basic password of
 	// the webhook URL.
-	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeFlagger), handleFlagger(d.Gate, d.Store, d.Clock, d.MaxBodyBytes))
+	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeFlagger), ask, handleFlagger(d.Gate, d.Store, d.Clock, d.MaxBodyBytes))
 
 	// GitHub signs its deliveries instead of sending a token: the handler
 	// verifies the HMAC of the body under the shared secret.

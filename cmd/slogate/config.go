@@ -101,6 +101,12 @@ type GateConfig struct {
 	// Rollouts and Flagger wait): at it, a still-running measurement is a
 	// source fault and the client gets a 503 in time to retry.
 	Deadline Duration `yaml:"deadline"`
+	// AskRate and AskBurst limit each token's asks (GET/POST /v1/gate,
+	// /v1/flagger): AskBurst at once, AskRate a second sustained (defaults
+	// 10 and 20; askRate -1 turns the limit off). Over it: 429 with
+	// Retry-After.
+	AskRate  float64 `yaml:"askRate"`
+	AskBurst int     `yaml:"askBurst"`
 }
 
 // cacheTTL is the gate cache's lifetime: the config's, else 10s.

@@ -257,6 +257,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		Delivery:            delivery, Commits: commits,
 		GitHubRules: rules, GitHubServices: cfg.Webhooks.gitHubServices(),
 		Objectives: s.slos.Load,
+		AskRate:    cfg.Gate.AskRate, AskBurst: cfg.Gate.AskBurst,
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
