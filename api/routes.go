@@ -10,7 +10,8 @@ import (
 // addRoutes is the API's whole surface: every route, its scope and its
 // handler. openapi.yaml documents the same routes (a test holds them equal).
 func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
-	r.Use(requestID(d.Logger), observe(m), handleErrors(), recoverPanics())
+	obs := &observer{m: m, log: d.AccessLog}
+	r.Use(requestID(d.Logger), obs.handle, handleErrors(), recoverPanics())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFound("no route "+c.Request.URL.Path)) })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, newProblem(http.StatusMethodNotAllowed, typeMethod, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
@@ -38,8 +39,9 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	v1.GET("/deploys/:id", read, handleGetDeploy(d.Store, d.Delivery, d.Clock))
 	v1.PATCH("/deploys/:id", deploysWrite, handleFinishDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 
-	v1.GET("/gate", read, ask, handleGateQuery(d.Gate))
-	v1.POST("/gate", read, ask, handleGateJSON(d.Gate, d.MaxBodyBytes))
+	answers := newAnswerMemo()
+	v1.GET("/gate", read, ask, handleGateQuery(d.Gate, answers))
+	v1.POST("/gate", read, ask, handleGateJSON(d.Gate, d.MaxBodyBytes, answers))
 	v1.GET("/decisions/:id", read, handleGetDecision(d.Store))
 	v1.GET("/dora", read, handleDORA(d.Store, d.Delivery, d.Clock))
 

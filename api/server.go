@@ -125,6 +125,9 @@ type Deps struct {
 	// negative AskRate turns the limit off.
 	AskRate  float64
 	AskBurst int
+	// AccessLog says which requests are logged (by default: errors, slow
+	// and uncached answers always; probes and cached answers sampled).
+	AccessLog AccessLog
 }
 
 func (d *Deps) defaults() {
@@ -152,6 +155,7 @@ func (d *Deps) defaults() {
 	if d.AskBurst <= 0 {
 		d.AskBurst = DefaultAskBurst
 	}
+	d.AccessLog.defaults()
 }
 
 // askLimiter is the per-token limit of gate asks, nil when off.

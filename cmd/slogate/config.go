@@ -247,6 +247,15 @@ type TelemetryConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // json (default) or text
+	// Access says which requests get an access log line: errors, slow
+	// and uncached answers always; probes and cached answers one in
+	// sampleEvery (default 100) at info, the rest at debug; all: true logs
+	// every request at info.
+	Access struct {
+		All         bool     `yaml:"all"`
+		Slow        Duration `yaml:"slow"`
+		SampleEvery int      `yaml:"sampleEvery"`
+	} `yaml:"access"`
 }
 
 // Duration is a time.Duration written as in SLO files ("10s", "1m", "7d").

@@ -258,6 +258,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		GitHubRules: rules, GitHubServices: cfg.Webhooks.gitHubServices(),
 		Objectives: s.slos.Load,
 		AskRate:    cfg.Gate.AskRate, AskBurst: cfg.Gate.AskBurst,
+		AccessLog: api.AccessLog{All: cfg.Log.Access.All, Slow: cfg.Log.Access.Slow.Duration, SampleEvery: cfg.Log.Access.SampleEvery},
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
