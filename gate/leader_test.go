@@ -39,7 +39,7 @@ func TestARunWhoseLeadershipIsLostIsCancelledAndPublishesNothing(t *testing.T) {
 	b, _ := NewBoard(BoardConfig{Measurer: m, SLOs: func() *slo.Set { return set(nil) }, Registry: reg,
 		Leader:      func(context.Context) bool { return leader.Load() },
 		LeaderCheck: time.Millisecond, Timeout: time.Minute,
-		OnRun:       func(context.Context, []slo.Status) { ran = true },
+		OnRun: func(context.Context, []slo.Status) { ran = true },
 	})
 	done := make(chan struct{})
 	go func() { b.Run(context.Background()); close(done) }()
