@@ -19,11 +19,24 @@ type Message struct {
 	ID int64
 	// Key is unique in the outbox: peer + "/" + the notifier's key. A
 	// second message with a key already enqueued is ignored.
-	Key       string
-	Peer      string
-	Payload   []byte // the Event, JSON
-	Attempts  int    // claims so far, the current one included
+	Key      string
+	Peer     string
+	Payload  []byte // the Event, JSON
+	Attempts int    // claims so far, the current one included
+	// CreatedAt is the event's time: messages of one OrderKey are
+	// delivered in its order.
 	CreatedAt time.Time
+	// OrderKey groups the messages of one peer that must arrive one at a
+	// time, in the order of their events (an alert's trigger, re-sends and
+	// resolve); empty for messages that need no order. The Outbox claims
+	// only the oldest undelivered message of a key.
+	OrderKey string
+	// Supersedes (a resolve) gives up, when enqueued, the older
+	// undelivered messages of its OrderKey that are not in flight.
+	Supersedes bool
+	// EnqueuedAt is when the outbox queued the message (set by the
+	// Outbox); MaxAge counts from it. Zero falls back to CreatedAt.
+	EnqueuedAt time.Time
 }
 
 // Outbox is the durable queue the Dispatcher delivers (the store, through
@@ -68,6 +81,10 @@ const (
 	OutcomeRetried   = "retried"
 	OutcomeFailed    = "failed"
 	OutcomeExpired   = "expired"
+	// OutcomeConfigError: refused with a status that says the peer's
+	// configuration is wrong (401, 403, 404), retried with back-off until
+	// MaxAge. Alert on increase(slogate_notifications_total{outcome="config_error"}[15m]) > 0.
+	OutcomeConfigError = "config_error"
 )
 
 // DispatcherConfig configures a Dispatcher. Outbox and at least one
@@ -198,7 +215,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	d.metrics = dispatchMetrics{
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slogate_notifications_total",
-			Help: "Notification delivery attempts by peer and outcome (delivered, retried, failed: given up after a final error, expired: older than the maximum age).",
+			Help: "Notification delivery attempts by peer and outcome (delivered, retried, failed: given up after a final error, expired: older than the maximum age, config_error: refused with 401, 403 or 404, retried).",
 		}, []string{"peer", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "slogate_notification_duration_seconds",
@@ -207,7 +224,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		}, []string{"peer"}),
 	}
 	for _, p := range d.peers {
-		for _, o := range []string{OutcomeDelivered, OutcomeRetried, OutcomeFailed, OutcomeExpired} {
+		for _, o := range []string{OutcomeDelivered, OutcomeRetried, OutcomeFailed, OutcomeExpired, OutcomeConfigError} {
 			d.metrics.total.WithLabelValues(p, o)
 		}
 		d.metrics.duration.WithLabelValues(p)
@@ -247,7 +264,12 @@ func Messages(e Event, notifiers ...Notifier) ([]Message, error) {
 			}
 			payload = b
 		}
-		out = append(out, Message{Key: n.Peer() + "/" + k, Peer: n.Peer(), Payload: payload, CreatedAt: e.At})
+		m := Message{Key: n.Peer() + "/" + k, Peer: n.Peer(), Payload: payload, CreatedAt: e.At}
+		if ok := e.OrderKey(); ok != "" {
+			m.OrderKey = n.Peer() + "/" + ok
+			m.Supersedes = e.Alert != nil && !e.Alert.Firing && e.Alert.Transition
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -370,7 +392,11 @@ func (d *Dispatcher) deliver(ctx context.Context, logger *slog.Logger, n Notifie
 			fmt.Errorf("outbox update for %s notification %d timed out after %s", peer, m.ID, bookkeepingTimeout))
 	}
 	now := d.cfg.Clock()
-	if age := now.Sub(m.CreatedAt); age > d.cfg.MaxAge {
+	enqueued := m.EnqueuedAt
+	if enqueued.IsZero() {
+		enqueued = m.CreatedAt
+	}
+	if age := now.Sub(enqueued); age > d.cfg.MaxAge {
 		d.giveUp(book, logger, m, OutcomeExpired, fmt.Errorf("expired: not delivered %s after it was enqueued (max age %s)", age.Round(time.Second), d.cfg.MaxAge))
 		return
 	}
@@ -417,12 +443,20 @@ func (d *Dispatcher) deliver(ctx context.Context, logger *slog.Logger, n Notifie
 			next = nb.NotBefore()
 			d.pause(peer, next)
 		}
-		if limit := m.CreatedAt.Add(d.cfg.MaxAge); next.After(limit) {
+		if limit := enqueued.Add(d.cfg.MaxAge); next.After(limit) {
 			d.giveUp(book, logger, m, OutcomeExpired, fmt.Errorf("expired: the next attempt would be after the max age %s: last error: %w", d.cfg.MaxAge, err))
 			return
 		}
 		if merr := d.cfg.Outbox.MarkFailed(bctx, m.ID, err.Error(), next); merr != nil {
 			logger.Error("could not schedule a notification's retry; it waits for its lease", "error", merr)
+		}
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			// Not dropped: retried until MaxAge, loud.
+			logger.Error("notification refused: the peer's configuration (URL, token, routing key) looks wrong; will retry",
+				"error", err, "status", ce.Status, "next_attempt", next)
+			d.metrics.total.WithLabelValues(peer, OutcomeConfigError).Inc()
+			return
 		}
 		logger.Warn("notification failed, will retry", "error", err, "next_attempt", next)
 		d.metrics.total.WithLabelValues(peer, OutcomeRetried).Inc()

@@ -34,7 +34,8 @@ func (o *storeOutbox) ClaimOutbox(ctx context.Context, peer string, limit int, l
 	}
 	out := make([]alerting.Message, len(ms))
 	for i, m := range ms {
-		out[i] = alerting.Message{ID: m.ID, Key: m.Key, Peer: m.Peer, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt}
+		out[i] = alerting.Message{ID: m.ID, Key: m.Key, Peer: m.Peer, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt,
+			OrderKey: m.OrderKey, EnqueuedAt: m.EnqueuedAt}
 	}
 	return out, nil
 }
@@ -63,7 +64,8 @@ func (o *storeOutbox) Enqueue(ctx context.Context, msgs ...alerting.Message) err
 func toStore(msgs []alerting.Message) []store.OutboxMessage {
 	out := make([]store.OutboxMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt}
+		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt,
+			OrderKey: m.OrderKey, Supersedes: m.Supersedes}
 	}
 	return out
 }

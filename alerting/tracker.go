@@ -64,6 +64,9 @@ type Tracker struct {
 
 	mu     sync.Mutex
 	loaded bool
+	// reload: the next load replaces the states in memory with the saved
+	// ones (Reload).
+	reload bool
 	states map[string]State
 }
 
@@ -189,6 +192,11 @@ func (t *Tracker) load(ctx context.Context) {
 		return
 	}
 	t.loaded = true
+	if t.reload {
+		// Another replica led meanwhile: what it saved is the truth.
+		t.reload = false
+		t.states = make(map[string]State, len(saved))
+	}
 	for k, s := range saved {
 		if _, ok := t.states[k]; !ok {
 			t.states[k] = s

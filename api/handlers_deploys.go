@@ -110,7 +110,7 @@ func handleCreateDeploy(s Store, g Gate, clock func() time.Time, maxBody int64) 
 		}
 		// The store audits the deploy in the transaction that records it.
 		d.CreatedBy = principal(ctx)
-		stored, created, err := s.CreateDeploy(ctx, d, key)
+		stored, created, err := s.CreateDeploy(ctx, d, idempotencyScope(d.CreatedBy, key))
 		if err != nil {
 			fail(c, err)
 			return

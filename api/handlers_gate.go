@@ -57,7 +57,7 @@ func evaluate(c *gin.Context, g Gate, req gate.Request) (gate.Answer, error) {
 	}
 }
 
-func answerGate(c *gin.Context, g Gate, r gateRequest) {
+func answerGate(c *gin.Context, g Gate, r gateRequest, memo *answerMemo) {
 	req, err := r.request()
 	if err != nil {
 		fail(c, err)
@@ -69,29 +69,29 @@ func answerGate(c *gin.Context, g Gate, r gateRequest) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	writeJSON(c, http.StatusOK, a)
+	memo.write(c, a)
 }
 
 // handleGateQuery is the gate for GET callers (Argo Rollouts' web metric,
 // curl in a pipeline).
-func handleGateQuery(g Gate) gin.HandlerFunc {
+func handleGateQuery(g Gate, memo *answerMemo) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		q := c.Request.URL.Query()
 		answerGate(c, g, gateRequest{
 			Service: q.Get("service"), Environment: q.Get("environment"), Version: q.Get("version"),
 			DeployID: q.Get("deployId"), BaselineVersion: q.Get("baselineVersion"), At: q.Get("at"),
-		})
+		}, memo)
 	}
 }
 
-func handleGateJSON(g Gate, maxBody int64) gin.HandlerFunc {
+func handleGateJSON(g Gate, maxBody int64, memo *answerMemo) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var r gateRequest
 		if err := decodeJSON(c.Writer, c.Request, maxBody, &r, false); err != nil {
 			fail(c, err)
 			return
 		}
-		answerGate(c, g, r)
+		answerGate(c, g, r, memo)
 	}
 }
 

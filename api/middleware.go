@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -121,33 +119,6 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 		panic(fmt.Sprintf("api: registering metrics: %v", err))
 	}
 	return c
-}
-
-// observe writes the access log line and the HTTP metrics of a request,
-// once its answer is written.
-func observe(m *httpMetrics) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		c.Next()
-		elapsed := time.Since(start)
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
-		status := c.Writer.Status()
-		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
-		m.duration.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
-		ctx := c.Request.Context()
-		Logger(ctx).LogAttrs(ctx, slog.LevelInfo, "request",
-			slog.String("method", c.Request.Method),
-			slog.String("route", route),
-			slog.String("path", c.Request.URL.Path),
-			slog.Int("status", status),
-			slog.Duration("duration", elapsed),
-			slog.Int("bytes", c.Writer.Size()),
-			slog.String("principal", principal(ctx)),
-		)
-	}
 }
 
 // recoverPanics turns a panic into a 500 problem (through handleErrors).

@@ -10,7 +10,8 @@ import (
 // addRoutes is the API's whole surface: every route, its scope and its
 // handler. openapi.yaml documents the same routes (a test holds them equal).
 func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
-	r.Use(requestID(d.Logger), observe(m), handleErrors(), recoverPanics())
+	obs := &observer{m: m, log: d.AccessLog}
+	r.Use(requestID(d.Logger), obs.handle, handleErrors(), recoverPanics())
 	r.NoRoute(func(c *gin.Context) { fail(c, notFound("no route "+c.Request.URL.Path)) })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, newProblem(http.StatusMethodNotAllowed, typeMethod, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
@@ -23,6 +24,7 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	r.GET("/openapi.yaml", handleOpenAPI())
 
 	read := a.requireScope(ScopeGateRead)
+	ask := limitAsks(d.askLimiter())
 	deploysWrite := a.requireScope(ScopeDeploysWrite)
 	overridesWrite := a.requireScope(ScopeOverridesWrite)
 	u := newUI(d, a)
@@ -37,8 +39,9 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 	v1.GET("/deploys/:id", read, handleGetDeploy(d.Store, d.Delivery, d.Clock))
 	v1.PATCH("/deploys/:id", deploysWrite, handleFinishDeploy(d.Store, d.Gate, d.Clock, d.MaxBodyBytes))
 
-	v1.GET("/gate", read, handleGateQuery(d.Gate))
-	v1.POST("/gate", read, handleGateJSON(d.Gate, d.MaxBodyBytes))
+	answers := newAnswerMemo()
+	v1.GET("/gate", read, ask, handleGateQuery(d.Gate, answers))
+	v1.POST("/gate", read, ask, handleGateJSON(d.Gate, d.MaxBodyBytes, answers))
 	v1.GET("/decisions/:id", read, handleGetDecision(d.Store))
 	v1.GET("/dora", read, handleDORA(d.Store, d.Delivery, d.Clock))
 
@@ -47,7 +50,7 @@ func addRoutes(r *gin.Engine, d Deps, a *auth, m *httpMetrics) {
 
 	// Flagger cannot set headers: the token may be the Basic password of
 	// the webhook URL.
-	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeFlagger), handleFlagger(d.Gate, d.Store, d.Clock, d.MaxBodyBytes))
+	v1.POST("/flagger/:hook", a.requireScopeOrBasic(ScopeFlagger), ask, handleFlagger(d.Gate, d.Store, d.Clock, d.MaxBodyBytes))
 
 	// GitHub signs its deliveries instead of sending a token: the handler
 	// verifies the HMAC of the body under the shared secret.

@@ -119,6 +119,15 @@ type Deps struct {
 	// Records list decisions and the audit log for the web UI and the
 	// history API. Optional: Store is used when it has these methods.
 	Records Records
+	// AskRate and AskBurst limit the gate asks of each token (GET and
+	// POST /v1/gate, /v1/flagger): a token bucket of AskBurst asks refilled
+	// at AskRate a second (defaults DefaultAskRate, DefaultAskBurst); a
+	// negative AskRate turns the limit off.
+	AskRate  float64
+	AskBurst int
+	// AccessLog says which requests are logged (by default: errors, slow
+	// and uncached answers always; probes and cached answers sampled).
+	AccessLog AccessLog
 }
 
 func (d *Deps) defaults() {
@@ -140,6 +149,21 @@ func (d *Deps) defaults() {
 	if d.Clock == nil {
 		d.Clock = time.Now
 	}
+	if d.AskRate == 0 {
+		d.AskRate = DefaultAskRate
+	}
+	if d.AskBurst <= 0 {
+		d.AskBurst = DefaultAskBurst
+	}
+	d.AccessLog.defaults()
+}
+
+// askLimiter is the per-token limit of gate asks, nil when off.
+func (d Deps) askLimiter() *askLimiter {
+	if d.AskRate < 0 {
+		return nil
+	}
+	return newAskLimiter(d.AskRate, d.AskBurst, d.Clock)
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }

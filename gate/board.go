@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -30,11 +31,17 @@ type Board struct {
 	// leader, when set, is asked before each run; a run is skipped where
 	// it says no (several replicas: one evaluates).
 	leader func(ctx context.Context) bool
+	// onLeader, when set, is called when this replica becomes the leader.
+	onLeader                   func(ctx context.Context)
+	leaderTimeout, leaderCheck time.Duration
+	wasLeader                  bool  // at the previous run (Run is serialised)
+	notReadyErr                error // why an objective has no figures here
 
 	mu       sync.RWMutex
 	statuses map[string]slo.Status
 	lastRun  time.Time
 	running  sync.Mutex
+	cache    *windowCache
 
 	metrics *boardMetrics
 }
@@ -50,6 +57,18 @@ type BoardConfig struct {
 	Registry prometheus.Registerer
 	OnRun    func(ctx context.Context, statuses []slo.Status)
 	Leader   func(ctx context.Context) bool
+	// OnLeader, when set, is called at the first run this replica leads
+	// after not leading (and at its first run): reload what other leaders
+	// saved.
+	OnLeader func(ctx context.Context)
+	// LeaderTimeout bounds one leader check (default 5s); LeaderCheck is
+	// how often a run in progress checks it still leads (default 5s): a
+	// lost leadership cancels the run, which then publishes nothing.
+	LeaderTimeout, LeaderCheck time.Duration
+	// AgeDivisor sizes how long a run may reuse a window's figure from an
+	// earlier run: W/AgeDivisor for a window of length W (default
+	// DefaultAgeDivisor); negative measures every window at every run.
+	AgeDivisor int
 }
 
 type boardMetrics struct {
@@ -73,7 +92,18 @@ func NewBoard(cfg BoardConfig) (*Board, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.LeaderTimeout <= 0 {
+		cfg.LeaderTimeout = DefaultLeaderTimeout
+	}
+	if cfg.LeaderCheck <= 0 {
+		cfg.LeaderCheck = DefaultLeaderCheck
+	}
+	if cfg.AgeDivisor == 0 {
+		cfg.AgeDivisor = DefaultAgeDivisor
+	}
 	b := &Board{
+		cache:    newWindowCache(cfg.AgeDivisor),
+		onLeader: cfg.OnLeader, leaderTimeout: cfg.LeaderTimeout, leaderCheck: cfg.LeaderCheck, notReadyErr: ErrNotReady,
 		m: cfg.Measurer, slos: cfg.SLOs, clock: cfg.Clock, timeout: cfg.Timeout,
 		logger: cfg.Logger.With("component", "evaluation"), onRun: cfg.OnRun, leader: cfg.Leader,
 		statuses: map[string]slo.Status{},
@@ -100,7 +130,7 @@ func NewBoard(cfg BoardConfig) (*Board, error) {
 			Name: "slogate_evaluation_source_errors_total", Help: "Measurements that failed, by source type (no data excluded).",
 		}, []string{"source"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "slogate_evaluation_runs_total", Help: "Scheduled evaluations, by outcome (ok, skipped_overlap, skipped_follower).",
+			Name: "slogate_evaluation_runs_total", Help: "Scheduled evaluations, by outcome (ok, skipped_overlap, skipped_follower, lost_leadership: cancelled mid-run).",
 		}, []string{"outcome"}),
 	}
 	if cfg.Registry != nil {
@@ -138,17 +168,34 @@ func (b *Board) Run(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	if b.leader != nil && !b.leader(ctx) {
-		b.metrics.runs.WithLabelValues("skipped_follower").Inc()
-		return
+	if b.leader != nil {
+		if !b.isLeader(ctx) {
+			b.follow(ctx)
+			b.metrics.runs.WithLabelValues("skipped_follower").Inc()
+			return
+		}
+		b.lead(ctx)
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, b.timeout, fmt.Errorf("scheduled evaluation timed out after %s", b.timeout))
 	defer cancel()
+	ctx, lose := context.WithCancelCause(ctx)
+	defer lose(nil)
+	if b.leader != nil {
+		go b.watchLeader(ctx, lose)
+	}
 	start := time.Now()
 	at := b.clock().UTC()
 	set := b.slos()
-	statuses := b.m.Statuses(ctx, set.Objectives, at)
+	statuses := b.measureAllScheduled(ctx, set.Objectives, at)
 	elapsed := time.Since(start)
+	if errors.Is(context.Cause(ctx), ErrLostLeadership) {
+		// Another replica leads now: this run's figures and alerts are
+		// not this replica's to publish.
+		b.logger.WarnContext(ctx, "evaluation cancelled: leadership lost", "duration", elapsed.Round(time.Millisecond).String())
+		b.metrics.runs.WithLabelValues("lost_leadership").Inc()
+		b.follow(context.WithoutCancel(ctx))
+		return
+	}
 	b.metrics.duration.Observe(elapsed.Seconds())
 	b.metrics.runs.WithLabelValues("ok").Inc()
 
@@ -174,7 +221,7 @@ func (b *Board) Run(ctx context.Context) {
 			b.unexport(old)
 		}
 	}
-	b.statuses, b.lastRun = fresh, at
+	b.statuses, b.lastRun, b.notReadyErr = fresh, at, ErrNotReady
 	b.mu.Unlock()
 	b.logger.InfoContext(ctx, "evaluated SLOs", "slos", len(statuses), "with_errors", failed, "duration", elapsed.Round(time.Millisecond).String())
 	if b.onRun != nil {
@@ -217,50 +264,60 @@ func (b *Board) unexport(st slo.Status) {
 	}
 }
 
-// Statuses returns the latest figures of every objective, sorted by name;
-// with a non-zero at it measures them at that instant instead.
+// Statuses returns the latest figures of every objective of the files,
+// sorted by name; with a non-zero at it measures them at that instant
+// instead. A request never measures the live figures: an objective no run
+// has measured yet (before the first run, or added since the last) is
+// NotReady.
 func (b *Board) Statuses(ctx context.Context, at time.Time) []slo.Status {
+	objs := b.slos().Objectives
 	if !at.IsZero() {
-		return b.m.Statuses(ctx, b.slos().Objectives, at)
+		return b.m.Statuses(ctx, objs, at)
 	}
+	out := make([]slo.Status, 0, len(objs))
+	covered := map[string]bool{} // objectives of the files with figures (a grouped one: any value)
 	b.mu.RLock()
-	out := make([]slo.Status, 0, len(b.statuses))
+	why := b.notReadyErr
 	for _, st := range b.statuses {
 		out = append(out, st)
+		covered[slo.BaseName(st.Name)] = true
 	}
 	b.mu.RUnlock()
-	if len(out) == 0 {
-		// Before the first run: measure now rather than answer nothing.
-		return b.m.Statuses(ctx, b.slos().Objectives, b.clock().UTC())
+	for _, o := range objs {
+		if !covered[o.Name] {
+			out = append(out, notReady(o, why))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// Status returns one objective's figures (latest, or at an instant).
+// Status returns one objective's figures: the latest (NotReady before a
+// run has measured it), or measured at an instant.
 func (b *Board) Status(ctx context.Context, name string, at time.Time) (slo.Status, bool) {
 	o, ok := b.slos().Objective(name)
 	if !ok {
 		return slo.Status{}, false
 	}
-	if at.IsZero() {
-		b.mu.RLock()
-		st, ok := b.statuses[name]
-		b.mu.RUnlock()
-		if ok {
-			return st, true
-		}
-		at = b.clock().UTC()
-	}
-	if o.IsGrouped() { // one value of a grouped objective (group.go)
-		for _, st := range b.m.Statuses(ctx, []slo.Objective{o}, at) {
-			if st.Name == name {
-				return st, true
+	if !at.IsZero() {
+		if o.IsGrouped() { // one value of a grouped objective (group.go)
+			for _, st := range b.m.Statuses(ctx, []slo.Objective{o}, at) {
+				if st.Name == name {
+					return st, true
+				}
 			}
+			return slo.Status{}, false
 		}
-		return slo.Status{}, false
+		return b.m.Status(ctx, o, at), true
 	}
-	return b.m.Status(ctx, o, at), true
+	b.mu.RLock()
+	st, ok := b.statuses[name]
+	why := b.notReadyErr
+	b.mu.RUnlock()
+	if !ok {
+		return notReady(o, why), true
+	}
+	return st, true
 }
 
 // LastRun is the instant of the latest run (zero before the first).

@@ -31,6 +31,7 @@ type Source interface {
 // caller, each with a deadline.
 type Measurer struct {
 	src     Source
+	batch   BatchSource // src, when it measures ranges in batches
 	sem     chan struct{}
 	timeout time.Duration
 }
@@ -39,8 +40,12 @@ type Measurer struct {
 type MeasurerConfig struct {
 	// Concurrency bounds the measurements in flight (default 16).
 	Concurrency int
-	// Timeout bounds one measurement (default 30s).
+	// Timeout bounds one measurement (default 30s), or one batch.
 	Timeout time.Duration
+	// NoBatch measures every range with its own queries even when the
+	// source batches them (the behaviour before batching; benchmarks
+	// compare the two).
+	NoBatch bool
 }
 
 // NewMeasurer returns a Measurer reading from src.
@@ -54,7 +59,11 @@ func NewMeasurer(src Source, cfg MeasurerConfig) (*Measurer, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	return &Measurer{src: src, sem: make(chan struct{}, cfg.Concurrency), timeout: cfg.Timeout}, nil
+	m := &Measurer{src: src, sem: make(chan struct{}, cfg.Concurrency), timeout: cfg.Timeout}
+	if bs, ok := src.(BatchSource); ok && !cfg.NoBatch {
+		m.batch = bs
+	}
+	return m, nil
 }
 
 // Counts measures one range under the shared limit and deadline.
@@ -95,20 +104,41 @@ func (m *Measurer) Status(ctx context.Context, o slo.Objective, at time.Time) sl
 	if st, ok := memoStatus(ctx, o, at); ok { // measured with its group (group.go)
 		return st
 	}
-	plan := o.Plan(at)
+	return o.Evaluate(at, m.measurePlan(ctx, o.SLI, o.Plan(at)))
+}
+
+// measurePlan measures every range of plan: in one batch (one slot of
+// the limit) when the source batches the SLI's ranges, else each range
+// concurrently.
+func (m *Measurer) measurePlan(ctx context.Context, sli slo.SLI, plan map[time.Duration]slo.Range) map[time.Duration]slo.Measured {
 	results := make(map[time.Duration]slo.Measured, len(plan))
+	if len(plan) == 0 {
+		return results
+	}
+	if m.batch != nil && m.batch.Batches(sli) {
+		keys := make([]time.Duration, 0, len(plan))
+		rs := make([]slo.Range, 0, len(plan))
+		for key, r := range plan {
+			keys = append(keys, key)
+			rs = append(rs, r)
+		}
+		for i, ms := range m.countsBatch(ctx, sli, rs) {
+			results[keys[i]] = ms
+		}
+		return results
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for key, r := range plan {
 		wg.Go(func() {
-			c, err := m.Counts(ctx, o.SLI, r, nil)
+			c, err := m.Counts(ctx, sli, r, nil)
 			mu.Lock()
 			results[key] = slo.Measured{Counts: c, Err: err}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return o.Evaluate(at, results)
+	return results
 }
 
 // Statuses measures every objective at instant at, concurrently, in the

@@ -29,6 +29,14 @@ type Status struct {
 	// Errors are the measurements that failed, by window ("period" for the
 	// SLO window).
 	Errors []MeasureError `json:"errors,omitempty"`
+	// AgeSeconds says, per window ("period" for the SLO window), how much
+	// older than EvaluatedAt a figure is when a scheduled evaluation kept
+	// it from an earlier run (long windows are refreshed less often than
+	// short ones). Absent windows were measured at EvaluatedAt.
+	AgeSeconds map[string]float64 `json:"ageSeconds,omitempty"`
+	// NotReady is true before the first scheduled evaluation has measured
+	// the objective: no figure is known yet.
+	NotReady bool `json:"notReady,omitempty"`
 }
 
 // SLIFigures are the SLI over the SLO window. Good and Total are absent for

@@ -205,6 +205,7 @@ func prepareOutbox(msgs []OutboxMessage, now time.Time) ([]OutboxMessage, error)
 		if m.Payload == nil {
 			m.Payload = []byte{}
 		}
+		m.EnqueuedAt = UTC(now)
 		out = append(out, m)
 	}
 	return out, nil
@@ -440,3 +441,13 @@ func page[T any](out []T, limit int, cursor func(T) string) ([]T, string) {
 	out = out[:limit]
 	return out, cursor(out[limit-1])
 }
+
+// outboxHeadSQL is the claim's condition that a message is the head of its
+// order: no older undelivered, not abandoned message of the same peer and
+// order key (%[1]s is the outer table's alias).
+const outboxHeadSQL = `(%[1]s.order_key = '' OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.peer = %[1]s.peer AND p.order_key = %[1]s.order_key
+	AND p.delivered_at IS NULL AND p.abandoned_at IS NULL
+	AND (p.created_at < %[1]s.created_at OR (p.created_at = %[1]s.created_at AND p.id < %[1]s.id))))`
+
+// supersededError is the last error of a message a newer one superseded.
+const supersededError = "gave up: superseded by a newer message of the same order key (a resolve)"

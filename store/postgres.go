@@ -506,9 +506,17 @@ func (s *pgStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, s
 
 func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 	for _, m := range msgs {
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (key, peer, payload, attempts, next_attempt_at, created_at)
-			VALUES ($1, $2, $3, 0, $4, $5) ON CONFLICT (key) DO NOTHING`,
-			m.Key, m.Peer, m.Payload, m.NextAttemptAt, m.CreatedAt); err != nil {
+		if m.Supersedes && m.OrderKey != "" {
+			if _, err := tx.Exec(ctx, `UPDATE outbox SET abandoned_at = $5, last_error = $6, next_attempt_at = $7
+				WHERE peer = $1 AND order_key = $2 AND delivered_at IS NULL AND abandoned_at IS NULL
+				AND created_at <= $3 AND key <> $4 AND (lease_until IS NULL OR lease_until <= $5)`,
+				m.Peer, m.OrderKey, m.CreatedAt, m.Key, m.EnqueuedAt, supersededError, never); err != nil {
+				return fmt.Errorf("outbox %s: supersede: %w", m.Key, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (key, peer, payload, attempts, next_attempt_at, created_at, order_key, enqueued_at)
+			VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING`,
+			m.Key, m.Peer, m.Payload, m.NextAttemptAt, m.CreatedAt, m.OrderKey, m.EnqueuedAt); err != nil {
 			return fmt.Errorf("outbox %s: %w", m.Key, err)
 		}
 	}
@@ -526,14 +534,15 @@ func (s *pgStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
 	return nil
 }
 
-const pgOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error"
+const pgOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error, order_key, enqueued_at"
 
 func scanPGOutbox(sc pgx.Row) (OutboxMessage, error) {
 	var m OutboxMessage
 	var attempts int32
-	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &attempts, &m.NextAttemptAt, &m.CreatedAt, &m.DeliveredAt, &m.LastError); err != nil {
+	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &attempts, &m.NextAttemptAt, &m.CreatedAt, &m.DeliveredAt, &m.LastError, &m.OrderKey, &m.EnqueuedAt); err != nil {
 		return OutboxMessage{}, err
 	}
+	m.EnqueuedAt = m.EnqueuedAt.UTC()
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
@@ -558,10 +567,11 @@ func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease
 	if peer != "" {
 		w.add("peer = ?", peer)
 	}
+	w.add(fmt.Sprintf(outboxHeadSQL, "outbox"))
 	q := "WITH due AS (SELECT id FROM outbox" + w.String() + " ORDER BY next_attempt_at, id LIMIT " + w.arg(limit) +
 		" FOR UPDATE SKIP LOCKED) UPDATE outbox o SET lease_until = " + w.arg(now.Add(lease)) +
 		", attempts = o.attempts + 1 FROM due WHERE o.id = due.id RETURNING " +
-		"o.id, o.key, o.peer, o.payload, o.attempts, o.next_attempt_at, o.created_at, o.delivered_at, o.last_error"
+		"o.id, o.key, o.peer, o.payload, o.attempts, o.next_attempt_at, o.created_at, o.delivered_at, o.last_error, o.order_key, o.enqueued_at"
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim outbox: %w", err)

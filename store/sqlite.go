@@ -719,9 +719,17 @@ func (s *sqliteStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntr
 
 func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []OutboxMessage) error {
 	for _, m := range msgs {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (key, peer, payload, attempts, next_attempt_at, created_at)
-			VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (key) DO NOTHING`,
-			m.Key, m.Peer, m.Payload, us(m.NextAttemptAt), us(m.CreatedAt)); err != nil {
+		if m.Supersedes && m.OrderKey != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET abandoned_at = ?, last_error = ?, next_attempt_at = ?
+				WHERE peer = ? AND order_key = ? AND delivered_at IS NULL AND abandoned_at IS NULL
+				AND created_at <= ? AND key <> ? AND (lease_until IS NULL OR lease_until <= ?)`,
+				us(m.EnqueuedAt), supersededError, us(never), m.Peer, m.OrderKey, us(m.CreatedAt), m.Key, us(m.EnqueuedAt)); err != nil {
+				return fmt.Errorf("outbox %s: supersede: %w", m.Key, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (key, peer, payload, attempts, next_attempt_at, created_at, order_key, enqueued_at)
+			VALUES (?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+			m.Key, m.Peer, m.Payload, us(m.NextAttemptAt), us(m.CreatedAt), m.OrderKey, us(m.EnqueuedAt)); err != nil {
 			return fmt.Errorf("outbox %s: %w", m.Key, err)
 		}
 	}
@@ -739,15 +747,16 @@ func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) erro
 	return nil
 }
 
-const sqliteOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error"
+const sqliteOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error, order_key, enqueued_at"
 
 func scanSQLiteOutbox(sc scanner) (OutboxMessage, error) {
 	var m OutboxMessage
-	var next, created int64
+	var next, created, enqueued int64
 	var delivered sql.NullInt64
-	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &m.Attempts, &next, &created, &delivered, &m.LastError); err != nil {
+	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &m.Attempts, &next, &created, &delivered, &m.LastError, &m.OrderKey, &enqueued); err != nil {
 		return OutboxMessage{}, err
 	}
+	m.EnqueuedAt = fromUS(enqueued)
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}
@@ -768,6 +777,7 @@ func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, l
 	if peer != "" {
 		w.add("peer = ?", peer)
 	}
+	w.add(fmt.Sprintf(outboxHeadSQL, "outbox"))
 	q := "UPDATE outbox SET lease_until = " + leaseUntil + ", attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox" +
 		w.String() + " ORDER BY next_attempt_at, id LIMIT " + w.arg(limit) + ") RETURNING " + sqliteOutboxCols
 	var out []OutboxMessage

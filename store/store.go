@@ -181,6 +181,18 @@ type OutboxMessage struct {
 	CreatedAt     time.Time // defaults to now
 	DeliveredAt   *time.Time
 	LastError     string
+	// OrderKey, when set, orders the messages of one peer that share it
+	// (one alert: a trigger and its resolve): only the oldest undelivered
+	// one (by CreatedAt, then ID) is claimed, so they are delivered one at
+	// a time in the order their events happened.
+	OrderKey string
+	// Supersedes, on enqueue, gives up every older undelivered message of
+	// the same peer and OrderKey that is not claimed (a resolve makes an
+	// undelivered trigger moot). Not stored.
+	Supersedes bool
+	// EnqueuedAt is when the message was queued, set by the store; a
+	// message's maximum age counts from it.
+	EnqueuedAt time.Time
 }
 
 // OutboxStats summarises the outbox at the time of the call.

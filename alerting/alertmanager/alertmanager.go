@@ -231,9 +231,10 @@ func parseShort(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// Notify posts the alert. 2xx: delivered. 400 and other 4xx but 408 and
-// 429: final (Alertmanager refused the alert). 408, 429, 5xx, timeouts and
-// connection errors: retry.
+// Notify posts the alert. 2xx: delivered. 400 and other 4xx but 401, 403,
+// 404, 408 and 429: final (Alertmanager refused the alert). 408, 429, 5xx,
+// timeouts and connection errors: retry. 401, 403, 404 (a proxy, a wrong
+// URL or credentials): retry as an alerting.ConfigError.
 func (n *Notifier) Notify(ctx context.Context, e alerting.Event) (retry bool, err error) {
 	pa, err := n.Alert(e)
 	if err != nil {
@@ -278,6 +279,8 @@ func (n *Notifier) Notify(ctx context.Context, e alerting.Event) (retry bool, er
 		return false, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return true, fmt.Errorf("alertmanager: POST /api/v2/alerts: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	case alerting.Misconfigured(code):
+		return true, &alerting.ConfigError{Status: code, Err: fmt.Errorf("alertmanager: POST /api/v2/alerts: %s: %s", resp.Status, strings.TrimSpace(string(msg)))}
 	default:
 		return false, fmt.Errorf("alertmanager: POST /api/v2/alerts refused: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}

@@ -3,6 +3,7 @@ package alertmanager_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -200,6 +201,8 @@ func TestNotifyOutcomes(t *testing.T) {
 		event     alerting.Event
 		wantErr   bool
 		wantRetry bool
+		// wantConfig: an alerting.ConfigError.
+		wantConfig bool
 	}{
 		"a 200 is a delivery": {
 			handler: func(w http.ResponseWriter, r *http.Request) {},
@@ -220,6 +223,18 @@ func TestNotifyOutcomes(t *testing.T) {
 		"a 429 is retried": {
 			handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "slow down", http.StatusTooManyRequests) },
 			event:   firing, wantErr: true, wantRetry: true,
+		},
+		"a proxy's 401 is retried as a configuration error": {
+			handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "who are you", http.StatusUnauthorized) },
+			event:   firing, wantErr: true, wantRetry: true, wantConfig: true,
+		},
+		"a 403 is retried as a configuration error": {
+			handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) },
+			event:   firing, wantErr: true, wantRetry: true, wantConfig: true,
+		},
+		"a 404 (a wrong path prefix) is retried as a configuration error": {
+			handler: http.NotFound,
+			event:   firing, wantErr: true, wantRetry: true, wantConfig: true,
 		},
 		"a peer slower than the timeout is retried": {
 			handler: func(w http.ResponseWriter, r *http.Request) {
@@ -253,6 +268,10 @@ func TestNotifyOutcomes(t *testing.T) {
 			retry, err := n.Notify(context.Background(), tc.event)
 			if (err != nil) != tc.wantErr || retry != tc.wantRetry {
 				t.Errorf("Notify = (retry %v, %v), want retry %v, error %v", retry, err, tc.wantRetry, tc.wantErr)
+			}
+			var ce *alerting.ConfigError
+			if errors.As(err, &ce) != tc.wantConfig {
+				t.Errorf("Notify error %v: configuration error %v, want %v", err, errors.As(err, &ce), tc.wantConfig)
 			}
 		})
 	}

@@ -203,6 +203,10 @@ func (n *Notifier) Notify(ctx context.Context, e alerting.Event) (retry bool, er
 		err = n.decision(ctx, e)
 	}
 	if err != nil {
+		var se *statusError
+		if errors.As(err, &se) && alerting.Misconfigured(se.status) {
+			return true, &alerting.ConfigError{Status: se.status, Err: fmt.Errorf("grafana: %s: %w", n.Key(e), err)}
+		}
 		return retryable(err), fmt.Errorf("grafana: %s: %w", n.Key(e), err)
 	}
 	return false, nil

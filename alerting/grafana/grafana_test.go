@@ -447,6 +447,8 @@ func TestNotifyFailures(t *testing.T) {
 		wantRetry bool
 		wantErr   string
 		wantToken bool
+		// wantConfig: an alerting.ConfigError (retried, counted apart).
+		wantConfig bool
 	}{
 		"a server error is retried": {
 			e: decision(gate.Halt, "x"), fail: []int{502}, wantRetry: true,
@@ -460,12 +462,12 @@ func TestNotifyFailures(t *testing.T) {
 			e: decision(gate.Halt, "x"), fail: []int{400},
 			wantErr: "grafana: decision/checkout/production/dep_01/halt: POST /api/annotations: HTTP 400: Bad Request",
 		},
-		"a wrong token is final and says so": {
-			e: deployStarted(), token: "glsa_wrong", wantToken: true,
+		"a wrong token is retried as a configuration error and says so": {
+			e: deployStarted(), token: "glsa_wrong", wantToken: true, wantRetry: true, wantConfig: true,
 			wantErr: "grafana: deploy/dep_01/start: GET /api/annotations: HTTP 401: invalid API key (check the service account token and that its role may read and write annotations)",
 		},
-		"a token without permission is final and says so": {
-			e: deployFinished(), fail: []int{403}, wantToken: true,
+		"a token without permission is retried as a configuration error and says so": {
+			e: deployFinished(), fail: []int{403}, wantToken: true, wantRetry: true, wantConfig: true,
 			wantErr: "grafana: deploy/dep_01/finish: GET /api/annotations: HTTP 403: Forbidden (check the service account token and that its role may read and write annotations)",
 		},
 		"a Grafana that does not answer is retried": {
@@ -493,6 +495,10 @@ func TestNotifyFailures(t *testing.T) {
 			}
 			if retry != tt.wantRetry || got != tt.wantErr {
 				t.Errorf("Notify() = %t, %q; want %t, %q", retry, got, tt.wantRetry, tt.wantErr)
+			}
+			var ce *alerting.ConfigError
+			if errors.As(err, &ce) != tt.wantConfig {
+				t.Errorf("configuration error = %t, want %t", errors.As(err, &ce), tt.wantConfig)
 			}
 			if errors.Is(err, ErrToken) != tt.wantToken {
 				t.Errorf("errors.Is(err, ErrToken) = %t, want %t", errors.Is(err, ErrToken), tt.wantToken)

@@ -177,7 +177,8 @@ func DedupKey(service, sloName string) string {
 
 // Notify sends the trigger or resolve event of a page transition. A 202 is
 // delivered; a 400 is final; a 408, 429, 5xx or a failed or timed-out call
-// is to be retried.
+// is to be retried; a 401, 403 or 404 is retried as an
+// alerting.ConfigError.
 func (n *Notifier) Notify(ctx context.Context, e alerting.Event) (retry bool, err error) {
 	a, ok := takes(e)
 	if !ok {
@@ -211,6 +212,9 @@ func (n *Notifier) Notify(ctx context.Context, e alerting.Event) (retry bool, er
 		return false, fmt.Errorf("pagerduty: %s %s rejected: %s", ev.Action, ev.DedupKey, msg)
 	case rec.status == http.StatusTooManyRequests, rec.status == http.StatusRequestTimeout, rec.status >= 500:
 		return true, fmt.Errorf("pagerduty: %s %s: %s", ev.Action, ev.DedupKey, msg)
+	case alerting.Misconfigured(rec.status):
+		// A proxy or a wrong URL or key: retried, loudly, never dropped.
+		return true, &alerting.ConfigError{Status: rec.status, Err: fmt.Errorf("pagerduty: %s %s: %s", ev.Action, ev.DedupKey, msg)}
 	default:
 		return false, fmt.Errorf("pagerduty: %s %s: %s", ev.Action, ev.DedupKey, msg)
 	}

@@ -128,6 +128,11 @@ func (f *fakePagerDuty) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, `{"status":"error","message":"Internal Server Error"}`)
 		return
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		// A proxy in front of PagerDuty, or a wrong URL.
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"status":"refused","message":"`+http.StatusText(status)+`"}`)
+		return
 	}
 	var ev struct {
 		RoutingKey string `json:"routing_key"`
@@ -452,5 +457,25 @@ func TestPeerDownThenBack(t *testing.T) {
 	if retries != 2 || fake.created != 1 || fake.resolved != 1 || len(fake.bodies) != 5 {
 		t.Errorf("retries %d, alerts opened %d, resolved %d, requests %d; want 2, 1, 1, 5",
 			retries, fake.created, fake.resolved, len(fake.bodies))
+	}
+}
+
+// TestMisconfigurationIsRetried: a proxy or a wrong URL answers 401, 403
+// or 404; the page is retried as an alerting.ConfigError, not dropped.
+func TestMisconfigurationIsRetried(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound} {
+		t.Run(http.StatusText(status)+" is retried as a configuration error", func(t *testing.T) {
+			fake, srv := newFake(t)
+			fake.fail = []int{status}
+			n := newNotifier(t, Config{RoutingKey: routingKey, URL: srv.URL}, nil)
+			retry, err := n.Notify(context.Background(), pageEvent(true))
+			var ce *alerting.ConfigError
+			if !retry || !errors.As(err, &ce) || ce.Status != status {
+				t.Fatalf("Notify() = %v, %v; want a retry with a ConfigError of %d", retry, err, status)
+			}
+			if _, err := n.Notify(context.Background(), pageEvent(true)); err != nil {
+				t.Fatalf("the retry: %v", err)
+			}
+		})
 	}
 }

@@ -85,6 +85,11 @@ type EvaluationConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// Concurrency bounds the measurements in flight (default 16).
 	Concurrency int `yaml:"concurrency"`
+	// AgeDivisor sizes how long a run reuses a long window's figure from
+	// an earlier run: W/ageDivisor for a window of length W (default 720:
+	// the 30-day window is measured every hour, 3 days every 6 minutes);
+	// -1 measures every window at every run.
+	AgeDivisor int `yaml:"ageDivisor"`
 }
 
 // GateConfig tunes the gate.
@@ -96,6 +101,12 @@ type GateConfig struct {
 	// Rollouts and Flagger wait): at it, a still-running measurement is a
 	// source fault and the client gets a 503 in time to retry.
 	Deadline Duration `yaml:"deadline"`
+	// AskRate and AskBurst limit each token's asks (GET/POST /v1/gate,
+	// /v1/flagger): AskBurst at once, AskRate a second sustained (defaults
+	// 10 and 20; askRate -1 turns the limit off). Over it: 429 with
+	// Retry-After.
+	AskRate  float64 `yaml:"askRate"`
+	AskBurst int     `yaml:"askBurst"`
 }
 
 // cacheTTL is the gate cache's lifetime: the config's, else 10s.
@@ -236,6 +247,15 @@ type TelemetryConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // json (default) or text
+	// Access says which requests get an access log line: errors, slow
+	// and uncached answers always; probes and cached answers one in
+	// sampleEvery (default 100) at info, the rest at debug; all: true logs
+	// every request at info.
+	Access struct {
+		All         bool     `yaml:"all"`
+		Slow        Duration `yaml:"slow"`
+		SampleEvery int      `yaml:"sampleEvery"`
+	} `yaml:"access"`
 }
 
 // Duration is a time.Duration written as in SLO files ("10s", "1m", "7d").

@@ -92,7 +92,8 @@ func (o outboxAdapter) ClaimOutbox(ctx context.Context, peer string, limit int, 
 	}
 	out := make([]alerting.Message, len(ms))
 	for i, m := range ms {
-		out[i] = alerting.Message{ID: m.ID, Key: m.Key, Peer: m.Peer, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt}
+		out[i] = alerting.Message{ID: m.ID, Key: m.Key, Peer: m.Peer, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt,
+			OrderKey: m.OrderKey, EnqueuedAt: m.EnqueuedAt}
 	}
 	return out, nil
 }

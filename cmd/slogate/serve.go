@@ -192,8 +192,9 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 	recorder := storeRecorder{s: st}
 	var apiStore api.Store = st
 	var onRun func(context.Context, []slo.Status)
+	var onLeader func(context.Context)
 	if len(notifiers) > 0 {
-		if s.dispatcher, onRun, err = s.notifications(st, notifiers); err != nil {
+		if s.dispatcher, onRun, onLeader, err = s.notifications(st, notifiers); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -220,6 +221,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 	}
 	s.board, err = gate.NewBoard(gate.BoardConfig{
 		Measurer: s.measurer, SLOs: s.slos.Load, Logger: logger, Registry: s.registry, OnRun: onRun,
+		AgeDivisor: cfg.Evaluation.AgeDivisor, OnLeader: onLeader,
 		Leader: func(ctx context.Context) bool {
 			_, ok, err := st.TryLeader(ctx, "evaluation")
 			if err != nil {
@@ -255,6 +257,8 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		Delivery:            delivery, Commits: commits,
 		GitHubRules: rules, GitHubServices: cfg.Webhooks.gitHubServices(),
 		Objectives: s.slos.Load,
+		AskRate:    cfg.Gate.AskRate, AskBurst: cfg.Gate.AskBurst,
+		AccessLog: api.AccessLog{All: cfg.Log.Access.All, Slow: cfg.Log.Access.Slow.Duration, SampleEvery: cfg.Log.Access.SampleEvery},
 		Ready: func(ctx context.Context) error {
 			if s.slos.Load() == nil {
 				return errors.New("SLOs not loaded")
@@ -268,7 +272,7 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 // notifications sets up the delivery of notifications: the dispatcher
 // over the store's outbox, and the tracker that turns each scheduled
 // evaluation into alert, page and budget events.
-func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*alerting.Dispatcher, func(context.Context, []slo.Status), error) {
+func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*alerting.Dispatcher, func(context.Context, []slo.Status), func(context.Context), error) {
 	names := make([]string, len(notifiers))
 	for i, n := range notifiers {
 		names[i] = n.Peer()
@@ -278,11 +282,11 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		MaxAge: s.cfg.Notify.Outbox.MaxAge.Duration,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	interval, err := scheduleInterval(s.cfg.Evaluation.Schedule, time.Now())
 	if err != nil {
-		return nil, nil, usageError("%v", err)
+		return nil, nil, nil, usageError("%v", err)
 	}
 	var links func(slo.Status) []alerting.Link
 	if base := strings.TrimRight(s.cfg.ExternalURL, "/"); base != "" {
@@ -295,7 +299,7 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		Interval: interval, Objectives: objectiveLookup(s.slos.Load), Links: links, Logger: s.logger,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s.logger.Info("notifications on", "peers", names)
 	onRun := func(ctx context.Context, statuses []slo.Status) {
@@ -304,7 +308,10 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		}
 		tracker.Observe(ctx, statuses, statuses[0].EvaluatedAt)
 	}
-	return d, onRun, nil
+	// A replica that becomes the leader takes over the alert states the
+	// previous leader saved.
+	onLeader := func(context.Context) { tracker.Reload() }
+	return d, onRun, onLeader, nil
 }
 
 // purgeOutbox deletes delivered notifications older than the retention,

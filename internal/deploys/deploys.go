@@ -145,7 +145,8 @@ func AlertingDeploy(d store.Deploy) *alerting.Deploy {
 func OutboxMessages(msgs []alerting.Message) []store.OutboxMessage {
 	out := make([]store.OutboxMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt}
+		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt,
+			OrderKey: m.OrderKey, Supersedes: m.Supersedes}
 	}
 	return out
 }

@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("overrides", func(t *testing.T) { testOverrides(t, open) })
 	t.Run("audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("outbox", func(t *testing.T) { testOutbox(t, open) })
+	t.Run("outbox order", func(t *testing.T) { testOutboxOrder(t, open) })
 	t.Run("leader", func(t *testing.T) { testLeader(t, open) })
 	t.Run("persistence", func(t *testing.T) { testPersistence(t, open) })
 }

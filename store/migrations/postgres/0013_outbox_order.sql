@@ -1,0 +1,9 @@
+-- Issue 13. Messages with one order key (a peer's alert of one SLO and
+-- severity) are delivered one at a time, in the order of their events;
+-- enqueued_at is when a message was queued (its maximum age counts from
+-- it, not from its event's time).
+ALTER TABLE outbox ADD COLUMN order_key text NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN enqueued_at timestamptz;
+UPDATE outbox SET enqueued_at = created_at;
+ALTER TABLE outbox ALTER COLUMN enqueued_at SET NOT NULL;
+CREATE INDEX outbox_order ON outbox (peer, order_key, created_at, id) WHERE delivered_at IS NULL AND abandoned_at IS NULL AND order_key <> '';
