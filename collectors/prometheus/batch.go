@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -202,7 +201,7 @@ func (c *Client) batchRole(ctx context.Context, sli slo.SLI, job batchJob, windo
 	}
 	expr := batchExpr(exprs)
 	text := expr.String()
-	val, err := c.queryValue(ctx, text, at, job.q.AllowPartial)
+	val, _, err := c.queryValue(ctx, text, at, job.q.AllowPartial)
 	if err != nil {
 		return fail(fmt.Errorf("prometheus %s: %s query: %w", sli.Name, job.role, err))
 	}
@@ -267,30 +266,4 @@ func batchExpr(exprs []parser.Expr) parser.Expr {
 			VectorMatching: &parser.VectorMatching{Card: parser.CardManyToMany}}
 	}
 	return out
-}
-
-// queryValue runs expr at at and returns the answer as it is, with the
-// error classification and partial-answer rule of query.
-func (c *Client) queryValue(ctx context.Context, expr string, at time.Time, allowPartial bool) (model.Value, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
-		fmt.Errorf("prometheus query %s did not answer within %s", expr, c.timeout))
-	defer cancel()
-	var status int
-	ctx = context.WithValue(ctx, statusKey{}, &status)
-	began := time.Now()
-	val, warnings, _, err := c.api.Query(ctx, expr, at, v1.WithTimeout(c.timeout))
-	for _, w := range warnings {
-		c.logger.WarnContext(ctx, "prometheus warning", "query", expr, "warning", w)
-	}
-	if err != nil {
-		err = classify(ctx, status, err)
-		c.logger.DebugContext(ctx, "prometheus query failed", "query", expr, "error", err, "took", time.Since(began))
-		return nil, fmt.Errorf("%s: %w", expr, err)
-	}
-	c.logger.DebugContext(ctx, "prometheus query", "query", expr, "at", at, "took", time.Since(began))
-	if len(warnings) > 0 && !allowPartial {
-		return nil, fmt.Errorf("%s: %w: %w: %v (partialResponse: allow in the SLO file accepts such answers)",
-			expr, slo.ErrUnavailable, ErrPartial, warnings)
-	}
-	return val, nil
 }

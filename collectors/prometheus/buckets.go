@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
 	"github.com/slogate/slogate/slo"
@@ -96,29 +94,9 @@ func decumulate(vec model.Vector) ([]slo.Bucket, error) {
 // allowPartial: a partial answer undercounts some buckets and skews the
 // distribution.
 func (c *Client) vector(ctx context.Context, expr string, at time.Time, allowPartial bool) (model.Vector, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
-		fmt.Errorf("prometheus query %s did not answer within %s", expr, c.timeout))
-	defer cancel()
-	var status int
-	ctx = context.WithValue(ctx, statusKey{}, &status)
-
-	began := time.Now()
-	val, warnings, infos, err := c.api.Query(ctx, expr, at, v1.WithTimeout(c.timeout))
-	for _, w := range warnings {
-		c.logger.WarnContext(ctx, "prometheus warning", "query", expr, "warning", w)
-	}
-	for _, i := range infos {
-		c.logger.DebugContext(ctx, "prometheus info", "query", expr, "info", i)
-	}
+	val, _, err := c.queryValue(ctx, expr, at, allowPartial)
 	if err != nil {
-		err = classify(ctx, status, err)
-		c.logger.DebugContext(ctx, "prometheus query failed", "query", expr, "error", err, "took", time.Since(began))
-		return nil, fmt.Errorf("%s: %w", expr, err)
-	}
-	c.logger.DebugContext(ctx, "prometheus query", "query", expr, "at", at, "took", time.Since(began))
-	if len(warnings) > 0 && !allowPartial {
-		return nil, fmt.Errorf("%s: %w: %w: %s (partialResponse: allow in the SLO file accepts such answers)",
-			expr, slo.ErrUnavailable, ErrPartial, strings.Join(warnings, "; "))
+		return nil, err
 	}
 	vec, ok := val.(model.Vector)
 	if !ok {

@@ -77,20 +77,9 @@ func (c *Client) GroupedCounts(ctx context.Context, sli slo.SLI, r slo.Range, sc
 	if window <= 0 {
 		return nil, fmt.Errorf("prometheus %s: range %s: %w: empty range", sli.Name, r, slo.ErrBadQuery)
 	}
-	type job struct {
-		role string
-		q    *slo.Query
-	}
-	var jobs []job
-	switch {
-	case sli.IsRaw():
-		jobs = []job{{"raw", sli.Raw}}
-	case sli.Total == nil || (sli.Good == nil) == (sli.Bad == nil):
-		return nil, fmt.Errorf("prometheus %s: %w: an SLI needs total and one of good or bad, or raw", sli.Name, slo.ErrBadQuery)
-	case sli.Good != nil:
-		jobs = []job{{"good", sli.Good}, {"total", sli.Total}}
-	default:
-		jobs = []job{{"bad", sli.Bad}, {"total", sli.Total}}
+	jobs, err := roleQueries(sli)
+	if err != nil {
+		return nil, err
 	}
 	sums := make([]map[string]float64, len(jobs))
 	groups := map[string]slo.Scope{}

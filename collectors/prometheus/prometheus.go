@@ -265,20 +265,9 @@ func (c *Client) Measure(ctx context.Context, sli slo.SLI, r slo.Range, scope sl
 			return m, fmt.Errorf("prometheus %s: %w: scope label name %q is not a Prometheus label name", sli.Name, slo.ErrBadQuery, k)
 		}
 	}
-	type job struct {
-		role string
-		q    *slo.Query
-	}
-	var jobs []job
-	switch {
-	case sli.IsRaw():
-		jobs = []job{{"raw", sli.Raw}}
-	case sli.Total == nil || (sli.Good == nil) == (sli.Bad == nil):
-		return m, fmt.Errorf("prometheus %s: %w: an SLI needs total and one of good or bad, or raw", sli.Name, slo.ErrBadQuery)
-	case sli.Good != nil:
-		jobs = []job{{"good", sli.Good}, {"total", sli.Total}}
-	default:
-		jobs = []job{{"bad", sli.Bad}, {"total", sli.Total}}
+	jobs, err := roleQueries(sli)
+	if err != nil {
+		return m, err
 	}
 
 	results := make([]Result, len(jobs))
@@ -373,6 +362,23 @@ var ErrPartial = errors.New("partial response")
 // ErrPartial (slo.ErrUnavailable) unless allowPartial; infos are only
 // logged.
 func (c *Client) query(ctx context.Context, expr string, at time.Time, single, allowPartial bool) (float64, []string, error) {
+	val, warnings, err := c.queryValue(ctx, expr, at, allowPartial)
+	if err != nil {
+		return 0, warnings, err
+	}
+	v, err := value(val, single)
+	if err != nil {
+		return 0, warnings, fmt.Errorf("%s: %w", expr, err)
+	}
+	return v, warnings, nil
+}
+
+// queryValue runs expr at at under the client's deadline and returns the
+// answer as it is, with its warnings: every instant query of the client
+// goes through it. Errors are classified (classify); an answer with
+// warnings is ErrPartial (slo.ErrUnavailable) unless allowPartial, and
+// infos are only logged.
+func (c *Client) queryValue(ctx context.Context, expr string, at time.Time, allowPartial bool) (model.Value, []string, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout,
 		fmt.Errorf("prometheus query %s did not answer within %s", expr, c.timeout))
 	defer cancel()
@@ -390,18 +396,14 @@ func (c *Client) query(ctx context.Context, expr string, at time.Time, single, a
 	if err != nil {
 		err = classify(ctx, status, err)
 		c.logger.DebugContext(ctx, "prometheus query failed", "query", expr, "error", err, "took", time.Since(began))
-		return 0, warnings, fmt.Errorf("%s: %w", expr, err)
+		return nil, warnings, fmt.Errorf("%s: %w", expr, err)
 	}
 	c.logger.DebugContext(ctx, "prometheus query", "query", expr, "at", at, "took", time.Since(began))
 	if len(warnings) > 0 && !allowPartial {
-		return 0, warnings, fmt.Errorf("%s: %w: %w: %s (partialResponse: allow in the SLO file accepts such answers)",
+		return nil, warnings, fmt.Errorf("%s: %w: %w: %s (partialResponse: allow in the SLO file accepts such answers)",
 			expr, slo.ErrUnavailable, ErrPartial, strings.Join(warnings, "; "))
 	}
-	v, err := value(val, single)
-	if err != nil {
-		return 0, warnings, fmt.Errorf("%s: %w", expr, err)
-	}
-	return v, warnings, nil
+	return val, warnings, nil
 }
 
 // errEmpty marks an empty vector: no series matched.
@@ -494,4 +496,25 @@ func classify(ctx context.Context, status int, err error) error {
 		return fmt.Errorf("%w: %s: %s", slo.ErrBadQuery, apiErr.Type, msg)
 	}
 	return fmt.Errorf("%w: %s: %s", slo.ErrUnavailable, apiErr.Type, msg)
+}
+
+// roleQuery is one query of an SLI with its role: good, bad, total or raw.
+type roleQuery struct {
+	role string
+	q    *slo.Query
+}
+
+// roleQueries are the queries an SLI is measured by: raw alone, or total
+// and one of good or bad.
+func roleQueries(sli slo.SLI) ([]roleQuery, error) {
+	switch {
+	case sli.IsRaw():
+		return []roleQuery{{"raw", sli.Raw}}, nil
+	case sli.Total == nil || (sli.Good == nil) == (sli.Bad == nil):
+		return nil, fmt.Errorf("prometheus %s: %w: an SLI needs total and one of good or bad, or raw", sli.Name, slo.ErrBadQuery)
+	case sli.Good != nil:
+		return []roleQuery{{"good", sli.Good}, {"total", sli.Total}}, nil
+	default:
+		return []roleQuery{{"bad", sli.Bad}, {"total", sli.Total}}, nil
+	}
 }
