@@ -73,7 +73,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/slogate/slogate/slo"
@@ -102,34 +101,9 @@ func (m *Measurer) Buckets(ctx context.Context, sli slo.SLI, r slo.Range, scope 
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", sli.Name, errNoBucketSource)
 	}
-	select {
-	case m.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	defer func() { <-m.sem }()
-	ctx, span := tracer.Start(ctx, "measure buckets "+string(sli.SourceType()), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("slogate.sli", sli.Name),
-			attribute.String("slogate.window", slo.FormatDuration(r.Duration())),
-			attribute.String("slogate.range.end", r.End.UTC().Format(time.RFC3339)),
-			attribute.StringSlice("slogate.scope", scope.Keys()),
-		))
-	defer span.End()
-	ctx, cancel := context.WithTimeoutCause(ctx, m.timeout,
-		fmt.Errorf("measuring the buckets of %s over %s timed out after %s: %w", sli.Name, slo.FormatDuration(r.Duration()), m.timeout, slo.ErrTimeout))
-	defer cancel()
-	b, err := bs.Buckets(ctx, sli, r, scope)
-	if err != nil && ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
-		err = context.Cause(ctx)
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	} else {
-		span.SetAttributes(attribute.Int("slogate.buckets", len(b)))
-	}
-	return b, err
+	return measured(ctx, m, "measure buckets "+string(sli.SourceType()), "the buckets of "+sli.Name, sli, r, scope,
+		func(ctx context.Context) ([]slo.Bucket, error) { return bs.Buckets(ctx, sli, r, scope) },
+		func(span trace.Span, b []slo.Bucket) { span.SetAttributes(attribute.Int("slogate.buckets", len(b))) })
 }
 
 // LatencyComparison is the evidence of a canary-latency check.

@@ -68,13 +68,27 @@ func NewMeasurer(src Source, cfg MeasurerConfig) (*Measurer, error) {
 
 // Counts measures one range under the shared limit and deadline.
 func (m *Measurer) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope slo.Scope) (slo.Counts, error) {
+	return measured(ctx, m, "measure "+string(sli.SourceType()), sli.Name, sli, r, scope,
+		func(ctx context.Context) (slo.Counts, error) { return m.src.Counts(ctx, sli, r, scope) },
+		func(span trace.Span, c slo.Counts) {
+			span.SetAttributes(attribute.Float64("slogate.good", c.Good), attribute.Float64("slogate.total", c.Total))
+		})
+}
+
+// measured runs one measurement of sli over r (run) under the limit on
+// measurements in flight, in a client span named spanName, with the
+// deadline; a deadline passed is its own cause (naming what was measured),
+// and done records the figures on the span.
+func measured[T any](ctx context.Context, m *Measurer, spanName, what string, sli slo.SLI, r slo.Range, scope slo.Scope,
+	run func(context.Context) (T, error), done func(trace.Span, T)) (T, error) {
+	var zero T
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():
-		return slo.Counts{}, context.Cause(ctx)
+		return zero, context.Cause(ctx)
 	}
 	defer func() { <-m.sem }()
-	ctx, span := tracer.Start(ctx, "measure "+string(sli.SourceType()), trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			attribute.String("slogate.sli", sli.Name),
 			attribute.String("slogate.window", slo.FormatDuration(r.Duration())),
@@ -83,19 +97,19 @@ func (m *Measurer) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope s
 		))
 	defer span.End()
 	ctx, cancel := context.WithTimeoutCause(ctx, m.timeout,
-		fmt.Errorf("measuring %s over %s timed out after %s: %w", sli.Name, slo.FormatDuration(r.Duration()), m.timeout, slo.ErrTimeout))
+		fmt.Errorf("measuring %s over %s timed out after %s: %w", what, slo.FormatDuration(r.Duration()), m.timeout, slo.ErrTimeout))
 	defer cancel()
-	c, err := m.src.Counts(ctx, sli, r, scope)
+	v, err := run(ctx)
 	if err != nil && ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
 		err = context.Cause(ctx)
 	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
-	} else {
-		span.SetAttributes(attribute.Float64("slogate.good", c.Good), attribute.Float64("slogate.total", c.Total))
+		return v, err
 	}
-	return c, err
+	done(span, v)
+	return v, nil
 }
 
 // Status measures an objective at instant at: the SLO window and every
