@@ -17,6 +17,9 @@ if [ "$only" != "prometheus" ]; then
   # The web UI's tests drive Debian's chromium (headless, over the DevTools
   # protocol with chromedp); nothing is downloaded at test time.
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # slogate deploy reads the commits a deploy ships from git (DORA lead
+  # time); its tests run the real git.
+  command -v git >/dev/null 2>&1 || missing+=(git)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -477,16 +477,11 @@ func (d *document) timeWindow(tws []osTimeWindow, path string) (Window, bool) {
 		d.errorf(path+".duration", "%v", err)
 		return Window{}, false
 	}
-	w := Window{Calendar: unit, Location: time.UTC}
-	if tw.Calendar != nil && tw.Calendar.TimeZone != "" {
-		loc, err := time.LoadLocation(tw.Calendar.TimeZone)
-		if err != nil {
-			d.errorf(path+".calendar.timeZone", "unknown time zone %q", tw.Calendar.TimeZone)
-			return Window{}, false
-		}
-		w.Location = loc
+	tz := ""
+	if tw.Calendar != nil {
+		tz = tw.Calendar.TimeZone
 	}
-	return w, true
+	return d.calendarWindow(path, unit, tz)
 }
 
 // sli converts an OpenSLO SLI spec. Query text is checked later, once
@@ -897,4 +892,19 @@ func (l *loader) resolveQuery(r sourceRef) {
 		}
 		q.Tempo = &TempoQuery{TraceQL: t}
 	}
+}
+
+// calendarWindow is a calendar window of unit in the time zone tz (UTC
+// when empty); an unknown zone is an error at path.calendar.timeZone.
+func (d *document) calendarWindow(path string, unit Calendar, tz string) (Window, bool) {
+	w := Window{Calendar: unit, Location: time.UTC}
+	if tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			d.errorf(path+".calendar.timeZone", "unknown time zone %q", tz)
+			return Window{}, false
+		}
+		w.Location = loc
+	}
+	return w, true
 }

@@ -230,14 +230,9 @@ func (d *document) v1alphaWindow(tws []v1alphaTimeWindow) (Window, bool) {
 		d.errorf(path+".unit", "calendar window %d %s not supported: want one Week, Month, Quarter or Year", tw.Count, tw.Unit)
 		return Window{}, false
 	}
-	w := Window{Calendar: c, Location: time.UTC}
-	if tw.Calendar != nil && tw.Calendar.TimeZone != "" {
-		loc, err := time.LoadLocation(tw.Calendar.TimeZone)
-		if err != nil {
-			d.errorf(path+".calendar.timeZone", "unknown time zone %q", tw.Calendar.TimeZone)
-			return Window{}, false
-		}
-		w.Location = loc
+	tz := ""
+	if tw.Calendar != nil {
+		tz = tw.Calendar.TimeZone
 	}
-	return w, true
+	return d.calendarWindow(path, c, tz)
 }

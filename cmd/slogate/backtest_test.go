@@ -81,23 +81,7 @@ auth:
   tokens:
     - {name: ci, value: %s, scopes: [gate:read, deploys:write]}
 `, port, filepath.Join(dir, "slos"), filepath.Join(dir, "data", "slogate.db"), prom.URL, ciToken))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &lockedWriter{w: &bytes.Buffer{}}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", config}, func(string) string { return "" }, io.Discard, logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("slogate logs:\n%s", logs.String())
-		}
-	})
-	e := &e2e{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	testenv.WaitHTTP(t, nil, e.url+"/healthz", 30*time.Second)
+	e := startNotifyServer(t, config, port, time.Time{})
 
 	// History recorded after the fact: the deploys began days ago.
 	ids := map[string]string{}

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -149,20 +146,7 @@ func TestWithoutTokensTheAPIListensOnLoopbackOnly(t *testing.T) {
 	}
 	t.Run("without tokens 127.0.0.1 serves, anonymously", func(t *testing.T) {
 		port := testenv.FreePort(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		var logs lockedWriter
-		logs.w = &bytes.Buffer{}
-		go func() {
-			done <- run(ctx, []string{"serve", "--config", config(fmt.Sprintf("127.0.0.1:%d", port))}, func(string) string { return "" }, io.Discard, &logs)
-		}()
-		defer func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		}()
-		testenv.WaitHTTP(t, nil, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), 30*time.Second)
+		logs := startNotifyServer(t, config(fmt.Sprintf("127.0.0.1:%d", port)), port, time.Time{}).logs
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/slos", port))
 		if err != nil {
 			t.Fatal(err)
@@ -186,20 +170,8 @@ func TestSIGHUPReloadsTheSLOFilesAndKeepsThemWhenInvalid(t *testing.T) {
 	cfg := filepath.Join(dir, "slogate.yaml")
 	writeFile(t, cfg, fmt.Sprintf("listen: 127.0.0.1:%d\nslos: [%s]\nstore: sqlite:%s\nsources:\n  prometheus: {url: %q}\nevaluation: {schedule: \"@every 1h\"}\n",
 		port, slos, filepath.Join(dir, "data", "slogate.db"), testenv.DownURL(t)))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &lockedWriter{w: &bytes.Buffer{}}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg}, func(string) string { return "" }, io.Discard, logs)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testenv.WaitHTTP(t, nil, base+"/healthz", 30*time.Second)
+	srv := startNotifyServer(t, cfg, port, time.Time{})
+	logs, base := srv.logs, srv.url
 	slo := func(name string) int {
 		resp, err := http.Get(base + "/v1/slos/" + name)
 		if err != nil {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -99,28 +96,7 @@ auth:
     - {name: reader, value: %s, scopes: [gate:read]}
 `, port, filepath.Join(dir, "slos"), filepath.Join(dir, "data", "slogate.db"), prom.URL, ciToken, readToken))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &lockedWriter{w: &bytes.Buffer{}}
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", filepath.Join(dir, "slogate.yaml")}, func(string) string { return "" }, io.Discard, logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(40 * time.Second):
-			t.Error("serve did not stop within 40s of its context ending")
-		}
-		if t.Failed() {
-			t.Logf("slogate logs:\n%s", logs.String())
-		}
-	})
-	e := &e2e{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	testenv.WaitHTTP(t, nil, e.url+"/healthz", 30*time.Second)
+	e := startNotifyServer(t, filepath.Join(dir, "slogate.yaml"), port, time.Time{})
 
 	tests := map[string]struct {
 		service  string
