@@ -534,7 +534,9 @@ func (u *ui) sloPage() gin.HandlerFunc {
 		step := max(span/60, 10*time.Second).Round(time.Second)
 		data.Params = map[string]any{
 			"name": name, "target": st.Target, "step": step.String(),
-			"from": to.Add(-span).Format(time.RFC3339), "to": to.Format(time.RFC3339),
+			// Sub-second precision: an answer given in the second the page
+			// loads is drawn (a whole-second "to" left it out).
+			"from": to.Add(-span).Format(time.RFC3339Nano), "to": to.Format(time.RFC3339Nano),
 			"history": "/v1/slos/" + url.PathEscape(name) + "/history",
 		}
 		u.render(c, http.StatusOK, "slo.html", name, data)
