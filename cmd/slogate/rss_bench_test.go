@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -127,18 +128,21 @@ log: {level: warn}
 
 // BenchmarkRSSAfterRun: slogate serve (a process of its own) over 1,000 and
 // 10,000 SLOs against a real Prometheus, its resident memory after its
-// first scheduled run, today's code (main, built from `git archive main`)
-// and this tree, in the same run. Figures: rss-MiB and hwm-MiB (peak), and
-// run-s, the run's own duration; old-* for main.
+// first scheduled run, a baseline revision (main, or $SLOGATE_BASELINE_REV,
+// built from `git archive`) and this tree, in the same run. Figures:
+// rss-MiB and hwm-MiB (peak), and run-s, the run's own duration; old-* for
+// the baseline.
 //
-//	go test -run '^$' -bench RSSAfterRun -benchtime 1x -timeout 60m ./cmd/slogate/
+//	SLOGATE_BASELINE_REV=baaf78c go test -run '^$' -bench RSSAfterRun -benchtime 1x -timeout 60m ./cmd/slogate/
 func BenchmarkRSSAfterRun(b *testing.B) {
 	end := time.Now().UTC().Truncate(time.Minute)
 	prom := testenv.StartPrometheus(b, scaleData(end))
 	bins := b.TempDir()
 	cur, old := filepath.Join(bins, "slogate"), filepath.Join(bins, "slogate-main")
 	buildSlogate(b, "", cur)
-	buildSlogate(b, baselineTree(b, "main"), old)
+	rev := cmp.Or(os.Getenv("SLOGATE_BASELINE_REV"), "main")
+	b.Logf("baseline: %s", rev)
+	buildSlogate(b, baselineTree(b, rev), old)
 	for _, copies := range []int{1, 10} {
 		b.Run(fmt.Sprintf("%dSLOs", copies*1000), func(b *testing.B) {
 			for b.Loop() {
