@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/store"
@@ -84,6 +85,9 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 				Reason: "checkout-availability: error budget not measured (period): connection refused",
 				Checks: []gate.Check{{Kind: gate.KindBudget, SLO: "checkout-availability", Verdict: gate.Errored, SourceError: true}}}}),
 			status: 503},
+		"a gate at its limit of uncached evaluations is a 503 with Retry-After": {
+			answer: failing(fmt.Errorf("gate checkout/production: %w", &gate.BusyError{Limit: 16, Waited: time.Second / 4, RetryAfter: 2 * time.Second})),
+			status: 503},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -107,6 +111,11 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 				}
 				if r.header.Get("Retry-After") == "" {
 					t.Fatal("the 503 says nothing of when to retry")
+				}
+			}
+			if strings.Contains(name, "limit of uncached") {
+				if r.header.Get("Retry-After") != "2" || p.Type != typeBusy || !strings.Contains(p.Detail, "maxConcurrentEvaluations") {
+					t.Fatalf("Retry-After %q, problem %+v", r.header.Get("Retry-After"), p)
 				}
 			}
 			if tc.status == 500 {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -65,6 +67,7 @@ const (
 	typeMethod      = "urn:slogate:problem:method-not-allowed"
 	typeUnavailable = "urn:slogate:problem:unavailable"
 	typeSourceFault = "urn:slogate:problem:source-fault"
+	typeBusy        = "urn:slogate:problem:busy"
 	typeInternal    = "urn:slogate:problem:internal"
 )
 
@@ -104,6 +107,7 @@ func (f fields) err() error {
 func problemFor(err error) *Problem {
 	var p *Problem
 	var sf *gate.SourceFaultError
+	var busy *gate.BusyError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -115,6 +119,16 @@ func problemFor(err error) *Problem {
 			Detail: "a data source failed, so the gate cannot decide: " + a.Reason, EvaluationID: a.EvaluationID,
 			Verdict: &gate.Outcome{Decision: gate.Fault, Reason: a.Reason}, Checks: a.Checks,
 			header: http.Header{"Retry-After": {"10"}}}
+	case errors.As(err, &busy):
+		// The gate's global limit on uncached evaluations: slogate is
+		// saturated, not the caller over its own rate (that is the 429 of
+		// the per-token limit). A 503 is an error to Argo and Flagger,
+		// retried at their next interval.
+		secs := max(1, int(math.Ceil(busy.RetryAfter.Seconds())))
+		p := newProblem(http.StatusServiceUnavailable, typeBusy,
+			fmt.Sprintf("the gate has %d uncached evaluations in flight, its limit (gate.maxConcurrentEvaluations): retry after %ds", busy.Limit, secs))
+		p.header = http.Header{"Retry-After": {strconv.Itoa(secs)}}
+		return p
 	case errors.Is(err, gate.ErrUnknownService):
 		return &Problem{Type: typeNotFound, Title: "Not Found", Status: http.StatusNotFound,
 			Detail: err.Error(), Errors: []FieldError{{Field: "service", Message: "no SLO has this service"}}}

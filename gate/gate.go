@@ -281,8 +281,19 @@ type Config struct {
 	// measurement still running then is a source fault (timeout), so the
 	// client gets a 503 in time and retries rather than timing out.
 	Deadline time.Duration
+	// MaxConcurrentEvaluations bounds the uncached evaluations in flight
+	// across every caller (cached answers and asks that join an identical
+	// evaluation in flight take no slot); an ask that finds no slot within
+	// EvaluationWait fails with a *BusyError (ErrBusy). Default
+	// DefaultMaxConcurrentEvaluations; negative turns the limit off.
+	MaxConcurrentEvaluations int
+	// EvaluationWait is how long an uncached evaluation waits for a slot
+	// (default DefaultEvaluationWait).
+	EvaluationWait time.Duration
 	// Registry, when set, gets the gate's metrics
-	// (slogate_gate_answers_total, slogate_gate_dry_run_total).
+	// (slogate_gate_answers_total, slogate_gate_dry_run_total,
+	// slogate_gate_evaluations_rejected_total,
+	// slogate_gate_evaluations_in_flight).
 	Registry prometheus.Registerer
 	Clock    func() time.Time
 	Logger   *slog.Logger
@@ -307,6 +318,7 @@ type Engine struct {
 	logger  *slog.Logger
 	answers *prometheus.CounterVec
 	dryRuns *prometheus.CounterVec
+	limit   *evalLimit // limit.go
 	// fixedSample selects the fixed-sample rules the canary and
 	// verification checks used before the anytime-valid tests (tests and
 	// the decision-quality benchmark only).
@@ -344,9 +356,10 @@ func New(cfg Config) (*Engine, error) {
 			Name: "slogate_gate_dry_run_total",
 			Help: "Fresh gate answers with a dry-run check, by the real verdict the dry run kept from the decision.",
 		}, []string{"service", "environment", "decision"}),
+		limit: newEvalLimit(cfg.MaxConcurrentEvaluations, cfg.EvaluationWait),
 	}
 	if cfg.Registry != nil {
-		for _, c := range []prometheus.Collector{e.answers, e.dryRuns} {
+		for _, c := range append([]prometheus.Collector{e.answers, e.dryRuns}, e.limit.collectors()...) {
 			if err := cfg.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("gate: metrics: %w", err)
 			}
@@ -409,6 +422,13 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (Answer, error) {
 // current) caches an answer. The evaluation outlives a caller that gives
 // up: others may wait for it, and its answer is cached.
 func (e *Engine) fresh(ctx context.Context, req Request, gen uint64) (Answer, error) {
+	// The global limit on evaluations that query the sources (limit.go);
+	// the wait for a slot ends with the caller.
+	release, err := e.limit.acquire(ctx)
+	if err != nil {
+		return Answer{}, fmt.Errorf("gate %s/%s: %w", req.Service, req.Environment, err)
+	}
+	defer release()
 	// One deadline for the whole answer: the checks end a tenth (at most
 	// 1s) before it, and recording the answer must be done by it, so the
 	// client never waits past Deadline.

@@ -107,6 +107,14 @@ type GateConfig struct {
 	// Retry-After.
 	AskRate  float64 `yaml:"askRate"`
 	AskBurst int     `yaml:"askBurst"`
+	// MaxConcurrentEvaluations bounds the uncached gate evaluations (those
+	// that query the sources) in flight across every token (default 16,
+	// the evaluation concurrency; -1 turns the limit off). An ask that
+	// finds no slot within EvaluationWait (default 250ms) gets a 503 with
+	// Retry-After, counted in slogate_gate_evaluations_rejected_total.
+	// Cached answers and asks joining an identical evaluation take none.
+	MaxConcurrentEvaluations int      `yaml:"maxConcurrentEvaluations"`
+	EvaluationWait           Duration `yaml:"evaluationWait"`
 }
 
 // cacheTTL is the gate cache's lifetime: the config's, else 10s.
@@ -418,6 +426,12 @@ func (c *Config) validate(name string) []error {
 				bad(field+".scopes", "unknown scope %q (want gate:read, deploys:write, overrides:write, flagger or admin)", s)
 			}
 		}
+	}
+	if n := c.Gate.MaxConcurrentEvaluations; n < -1 {
+		bad("gate.maxConcurrentEvaluations", "want a positive number, 0 for the default (16) or -1 for no limit, got %d", n)
+	}
+	if w := c.Gate.EvaluationWait.Duration; w < 0 {
+		bad("gate.evaluationWait", "must not be negative, got %s", w)
 	}
 	if g := c.Webhooks.GitHub; g != nil && len(g.Secret) < 16 {
 		bad("webhooks.github.secret", "a webhook secret must be at least 16 characters (use ${VAR} to keep it out of the file)")

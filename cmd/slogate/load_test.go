@@ -159,7 +159,7 @@ store: %q
 sources:
   prometheus: {url: %q, timeout: 10s}
 evaluation: {schedule: "@every 1h"}
-gate: {cacheTTL: %s, askRate: -1}
+gate: {cacheTTL: %s, askRate: -1, maxConcurrentEvaluations: -1}
 auth:
   tokens:
     - {name: ci, value: "${CI_TOKEN}", scopes: [gate:read, deploys:write]}

@@ -213,7 +213,10 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		CacheTTL:  cfg.Gate.cacheTTL(),
 		Deadline:  cfg.Gate.Deadline.Duration,
 		Registry:  s.registry,
-		Logger:    logger,
+		// The global limit on uncached evaluations (gate/limit.go).
+		MaxConcurrentEvaluations: cfg.Gate.MaxConcurrentEvaluations,
+		EvaluationWait:           cfg.Gate.EvaluationWait.Duration,
+		Logger:                   logger,
 	})
 	if err != nil {
 		st.Close()
