@@ -278,6 +278,9 @@ type Store interface {
 	// gives it up; Close releases everything.
 	TryLeader(ctx context.Context, name string) (release func(), ok bool, err error)
 
+	// The leader's latest figures, for the followers (figures.go).
+	FiguresStore
+
 	Ping(ctx context.Context) error
 	Close() error
 }

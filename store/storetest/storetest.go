@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("outbox", func(t *testing.T) { testOutbox(t, open) })
 	t.Run("outbox order", func(t *testing.T) { testOutboxOrder(t, open) })
 	t.Run("leader", func(t *testing.T) { testLeader(t, open) })
+	t.Run("figures", func(t *testing.T) { testFigures(t, open) })
 	t.Run("persistence", func(t *testing.T) { testPersistence(t, open) })
 }
 
