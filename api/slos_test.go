@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +55,58 @@ func TestAGroupedSLOIsFoundByItsEscapedName(t *testing.T) {
 	got := decodeAs[slo.Status](t, r, http.StatusOK)
 	if got.Name != st.Name {
 		t.Fatalf("got %q, want %q", got.Name, st.Name)
+	}
+}
+
+// A follower's figures are the leader's: the answer says so, with their
+// age, and the UI says it too, louder when they are stale.
+func TestTheOriginOfTheFiguresIsAnsweredAndShown(t *testing.T) {
+	measured := time.Date(2026, 11, 21, 12, 14, 0, 0, time.UTC)
+	withOrigin := func(o slo.Origin) *fakeSLOs {
+		st := exampleStatus()
+		st.Origin = &o
+		return &fakeSLOs{statuses: []slo.Status{st}}
+	}
+	tests := map[string]struct {
+		origin   slo.Origin
+		banner   []string
+		noBanner bool
+	}{
+		"a follower's fresh figures name the leader replica and their age": {
+			origin: slo.Origin{From: slo.OriginLeader, Replica: "slogate-0/41", MeasuredAt: measured, AgeSeconds: 42, StaleAfterSeconds: 180},
+			banner: []string{"leader replica slogate-0/41", "42s ago"}},
+		"stale figures are said to be stale": {
+			origin: slo.Origin{From: slo.OriginLeader, Replica: "slogate-0/41", MeasuredAt: measured, AgeSeconds: 400, Stale: true, StaleAfterSeconds: 180},
+			banner: []string{"Stale figures", "400s ago", "do not take them as current"}},
+		"a leader's own fresh figures need no banner": {
+			origin:   slo.Origin{From: slo.OriginMeasured, Replica: "slogate-1/7", MeasuredAt: measured, AgeSeconds: 3, StaleAfterSeconds: 180},
+			noBanner: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, func(d *Deps) { d.Tokens = nil; d.SLOs = withOrigin(tc.origin) })
+			st := decodeAs[slo.Status](t, h.do(t, call{method: "GET", path: "/v1/slos/checkout-availability"}), http.StatusOK)
+			if st.Origin == nil || *st.Origin != tc.origin {
+				t.Fatalf("origin %+v, want %+v", st.Origin, tc.origin)
+			}
+			u := &uiClient{h: h}
+			for _, path := range []string{"/", "/ui/slos/checkout-availability"} {
+				resp := u.send(t, "GET", path, nil, nil)
+				var b bytes.Buffer
+				_, _ = b.ReadFrom(resp.Body)
+				html := b.String()
+				if tc.noBanner {
+					if strings.Contains(html, `id="origin"`) {
+						t.Errorf("%s: a banner on a leader's fresh figures", path)
+					}
+					continue
+				}
+				for _, want := range tc.banner {
+					if !strings.Contains(html, want) {
+						t.Errorf("%s: the page does not say %q", path, want)
+					}
+				}
+			}
+		})
 	}
 }

@@ -354,6 +354,9 @@ type sloListData struct {
 	// SourceErrors are the distinct failures of sources, each said once.
 	SourceErrors []string
 	NoData       int
+	// Origin is where the figures come from (one run measured them all):
+	// said when they are the leader's or stale.
+	Origin *slo.Origin
 }
 
 var (
@@ -414,6 +417,9 @@ func (u *ui) sloList() gin.HandlerFunc {
 		seen := map[string]bool{}
 		for _, s := range statuses {
 			services[s.Service] = true
+			if data.Origin == nil {
+				data.Origin = s.Origin
+			}
 			row := sloRow{Status: s, State: "ok"}
 			if set != nil {
 				if o, ok := set.Objective(s.Name); ok {

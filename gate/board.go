@@ -36,10 +36,21 @@ type Board struct {
 	leaderTimeout, leaderCheck time.Duration
 	wasLeader                  bool  // at the previous run (Run is serialised)
 	notReadyErr                error // why an objective has no figures here
+	// shared, when set, shares the figures between replicas (shared.go).
+	shared   SharedFigures
+	replica  string
+	interval time.Duration
 
 	mu       sync.RWMutex
 	statuses map[string]slo.Status
 	lastRun  time.Time
+	// from, measuredAt and measuredBy describe the statuses served
+	// (slo.Origin): this replica's run, or the leader's read from shared;
+	// checkedAt is the last read of shared.
+	from                  string
+	measuredAt, checkedAt time.Time
+	measuredBy            string
+	refreshing            sync.Mutex
 	running  sync.Mutex
 	cache    *windowCache
 
@@ -69,6 +80,18 @@ type BoardConfig struct {
 	// earlier run: W/AgeDivisor for a window of length W (default
 	// DefaultAgeDivisor); negative measures every window at every run.
 	AgeDivisor int
+	// Shared, when set, shares the figures between replicas: the leader
+	// saves each run's statuses in it, and a replica that follows serves
+	// the latest saved ones (Origin "leader", with their age), reading it
+	// at its own scheduled runs and, for requests, at most every 5s (or
+	// interval). A follower never exports them as its own gauges. Without
+	// Shared a follower serves no figures (ErrFollower).
+	Shared SharedFigures
+	// Replica is this replica's id, saved with its figures.
+	Replica string
+	// Interval is the schedule's interval (default DefaultInterval):
+	// figures older than StaleAfterIntervals of it are stale.
+	Interval time.Duration
 }
 
 type boardMetrics struct {
@@ -76,6 +99,8 @@ type boardMetrics struct {
 	duration                     prometheus.Histogram
 	sourceErrors                 *prometheus.CounterVec
 	runs                         *prometheus.CounterVec
+	saves                        *prometheus.CounterVec
+	leading                      prometheus.Gauge
 }
 
 // NewBoard returns a Board; call Run once or Start for the schedule.
@@ -101,12 +126,16 @@ func NewBoard(cfg BoardConfig) (*Board, error) {
 	if cfg.AgeDivisor == 0 {
 		cfg.AgeDivisor = DefaultAgeDivisor
 	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
 	b := &Board{
 		cache:    newWindowCache(cfg.AgeDivisor),
 		onLeader: cfg.OnLeader, leaderTimeout: cfg.LeaderTimeout, leaderCheck: cfg.LeaderCheck, notReadyErr: ErrNotReady,
 		m: cfg.Measurer, slos: cfg.SLOs, clock: cfg.Clock, timeout: cfg.Timeout,
 		logger: cfg.Logger.With("component", "evaluation"), onRun: cfg.OnRun, leader: cfg.Leader,
 		statuses: map[string]slo.Status{},
+		shared:   cfg.Shared, replica: cfg.Replica, interval: cfg.Interval, from: slo.OriginMeasured,
 	}
 	labels := []string{"service", "slo"}
 	b.metrics = &boardMetrics{
@@ -132,10 +161,16 @@ func NewBoard(cfg BoardConfig) (*Board, error) {
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slogate_evaluation_runs_total", Help: "Scheduled evaluations, by outcome (ok, skipped_overlap, skipped_follower, lost_leadership: cancelled mid-run).",
 		}, []string{"outcome"}),
+		saves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slogate_evaluation_figures_saved_total", Help: "Saves of the leader's figures for the followers, by outcome (ok, failed).",
+		}, []string{"outcome"}),
+		leading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "slogate_evaluation_leader", Help: "1 when this replica led its latest scheduled evaluation (only the leader exports slogate_slo_*), 0 when it follows.",
+		}),
 	}
 	if cfg.Registry != nil {
 		for _, c := range []prometheus.Collector{b.metrics.sli, b.metrics.remaining, b.metrics.burn, b.metrics.firing,
-			b.metrics.duration, b.metrics.sourceErrors, b.metrics.runs} {
+			b.metrics.duration, b.metrics.sourceErrors, b.metrics.runs, b.metrics.saves, b.metrics.leading} {
 			if err := cfg.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("gate: board metrics: %w", err)
 			}
@@ -176,6 +211,7 @@ func (b *Board) Run(ctx context.Context) {
 		}
 		b.lead(ctx)
 	}
+	b.metrics.leading.Set(1)
 	ctx, cancel := context.WithTimeoutCause(ctx, b.timeout, fmt.Errorf("scheduled evaluation timed out after %s", b.timeout))
 	defer cancel()
 	ctx, lose := context.WithCancelCause(ctx)
@@ -222,8 +258,10 @@ func (b *Board) Run(ctx context.Context) {
 		}
 	}
 	b.statuses, b.lastRun, b.notReadyErr = fresh, at, ErrNotReady
+	b.from, b.measuredAt, b.measuredBy = slo.OriginMeasured, at, b.replica
 	b.mu.Unlock()
 	b.logger.InfoContext(ctx, "evaluated SLOs", "slos", len(statuses), "with_errors", failed, "duration", elapsed.Round(time.Millisecond).String())
+	b.save(ctx, statuses, at) // for the followers (shared.go)
 	if b.onRun != nil {
 		b.onRun(ctx, statuses)
 	}
@@ -274,11 +312,20 @@ func (b *Board) Statuses(ctx context.Context, at time.Time) []slo.Status {
 	if !at.IsZero() {
 		return b.m.Statuses(ctx, objs, at)
 	}
+	b.refreshIfDue(ctx) // a follower (shared.go)
 	out := make([]slo.Status, 0, len(objs))
+	inFiles := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		inFiles[o.Name] = true
+	}
 	covered := map[string]bool{} // objectives of the files with figures (a grouped one: any value)
 	b.mu.RLock()
-	why := b.notReadyErr
+	why, origin := b.notReadyErr, b.origin()
 	for _, st := range b.statuses {
+		if !inFiles[slo.BaseName(st.Name)] {
+			continue // the leader's files have an SLO this replica's do not
+		}
+		st.Origin = origin
 		out = append(out, st)
 		covered[slo.BaseName(st.Name)] = true
 	}
@@ -310,13 +357,15 @@ func (b *Board) Status(ctx context.Context, name string, at time.Time) (slo.Stat
 		}
 		return b.m.Status(ctx, o, at), true
 	}
+	b.refreshIfDue(ctx) // a follower (shared.go)
 	b.mu.RLock()
 	st, ok := b.statuses[name]
-	why := b.notReadyErr
+	why, origin := b.notReadyErr, b.origin()
 	b.mu.RUnlock()
 	if !ok {
 		return notReady(o, why), true
 	}
+	st.Origin = origin
 	return st, true
 }
 

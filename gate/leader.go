@@ -50,20 +50,31 @@ func (b *Board) lead(ctx context.Context) {
 	}
 }
 
-// follow drops this replica's figures when it does not lead: it serves no
-// frozen figures and exports none; its objectives say ErrFollower.
+// follow is a run on a replica that does not lead. It drops this
+// replica's own figures and their gauges (nothing frozen is served or
+// scraped); with Shared it serves the leader's saved figures instead
+// (Origin "leader", never exported as gauges), read now; without, its
+// objectives say ErrFollower.
 func (b *Board) follow(ctx context.Context) {
 	if b.wasLeader {
 		b.logger.WarnContext(ctx, "this replica no longer leads the evaluation; its figures are dropped")
 	}
 	b.wasLeader = false
+	b.metrics.leading.Set(0)
 	b.mu.Lock()
-	for _, st := range b.statuses {
-		b.unexport(st)
+	if b.from != slo.OriginLeader {
+		for _, st := range b.statuses {
+			b.unexport(st)
+		}
+		b.statuses = map[string]slo.Status{}
+		b.from, b.measuredAt, b.measuredBy, b.checkedAt = slo.OriginLeader, time.Time{}, "", time.Time{}
+		b.notReadyErr = ErrFollower
+		if b.shared != nil {
+			b.notReadyErr = ErrNoLeaderFigures
+		}
 	}
-	b.statuses = map[string]slo.Status{}
-	b.notReadyErr = ErrFollower
 	b.mu.Unlock()
+	b.refresh(ctx, b.leaderTimeout)
 }
 
 // watchLeader checks every leaderCheck that this replica still leads, and

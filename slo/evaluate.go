@@ -37,6 +37,39 @@ type Status struct {
 	// NotReady is true before the first scheduled evaluation has measured
 	// the objective: no figure is known yet.
 	NotReady bool `json:"notReady,omitempty"`
+	// Origin says, on the scheduled figures (not on a point-in-time
+	// answer), which replica measured them and how old they are at the
+	// answer: a replica that follows serves the leader's figures as saved
+	// in the store.
+	Origin *Origin `json:"origin,omitempty"`
+}
+
+// Origins of scheduled figures (Origin.From).
+const (
+	// OriginMeasured: this replica measured the figures (it leads, or is
+	// the only one).
+	OriginMeasured = "measured"
+	// OriginLeader: this replica follows; the figures are the leader's,
+	// read from the store.
+	OriginLeader = "leader"
+)
+
+// Origin is where scheduled figures come from and how old they are.
+type Origin struct {
+	// From is OriginMeasured or OriginLeader.
+	From string `json:"from"`
+	// Replica is the id of the replica that measured them.
+	Replica string `json:"replica,omitempty"`
+	// MeasuredAt is the instant of the run that measured them (the
+	// status's evaluatedAt).
+	MeasuredAt time.Time `json:"measuredAt"`
+	// AgeSeconds is how long before the answer they were measured.
+	AgeSeconds float64 `json:"ageSeconds"`
+	// Stale is true when they are older than StaleAfterSeconds (three
+	// schedule intervals): no run has measured them since, on any
+	// replica, so they are not to be taken as current.
+	Stale             bool    `json:"stale"`
+	StaleAfterSeconds float64 `json:"staleAfterSeconds,omitempty"`
 }
 
 // SLIFigures are the SLI over the SLO window. Good and Total are absent for

@@ -222,11 +222,19 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		st.Close()
 		return nil, err
 	}
+	interval, err := scheduleInterval(cfg.Evaluation.Schedule, time.Now())
+	if err != nil {
+		st.Close()
+		return nil, usageError("%v", err)
+	}
 	s.board, err = gate.NewBoard(gate.BoardConfig{
 		Measurer: s.measurer, SLOs: s.slos.Load, Logger: logger, Registry: s.registry, OnRun: onRun,
 		AgeDivisor: cfg.Evaluation.AgeDivisor, OnLeader: onLeader,
+		// The leader saves its figures; the followers serve them
+		// (docs/replicas.md).
+		Shared: storeFigures{st}, Replica: replicaID(), Interval: interval,
 		Leader: func(ctx context.Context) bool {
-			_, ok, err := st.TryLeader(ctx, "evaluation")
+			_, ok, err := st.TryLeader(ctx, leadership)
 			if err != nil {
 				logger.Warn("leader election failed: skipping this evaluation", "err", err)
 			}
