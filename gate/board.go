@@ -51,8 +51,8 @@ type Board struct {
 	measuredAt, checkedAt time.Time
 	measuredBy            string
 	refreshing            sync.Mutex
-	running  sync.Mutex
-	cache    *windowCache
+	running               sync.Mutex
+	cache                 *windowCache
 
 	metrics *boardMetrics
 }
