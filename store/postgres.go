@@ -720,6 +720,10 @@ func (s *pgStore) Close() error {
 	s.closed = true
 	for name, conn := range s.leaders {
 		ctx, cancel := s.closeCtx()
+		// Unlock first: the server ends a closed session, and drops its
+		// locks, only some time after the socket closes, so another
+		// replica asking at once would not get the lock yet.
+		_, _ = conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", advisoryKey("slogate.leader:"+name))
 		_ = conn.Close(ctx)
 		cancel()
 		delete(s.leaders, name)
