@@ -280,6 +280,9 @@ type Store interface {
 
 	// The leader's latest figures, for the followers (figures.go).
 	FiguresStore
+	// Outbox messages and audit entries in one transaction
+	// (enqueue_audited.go).
+	AuditedEnqueuer
 
 	Ping(ctx context.Context) error
 	Close() error

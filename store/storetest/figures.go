@@ -86,3 +86,35 @@ func testFigures(t *testing.T, open Opener) {
 		}
 	})
 }
+
+func testEnqueueWithAudit(t *testing.T, open Opener) {
+	t.Run("messages and audit entries are written together", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		e := store.AuditEntry{Actor: "slogate", Action: "alert.state", Subject: "slo-a/page", Detail: `{"firing":true}`}
+		if err := s.EnqueueWithAudit(ctx, []store.AuditEntry{e}, msg("trigger", "pagerduty")); err != nil {
+			t.Fatal(err)
+		}
+		// The same key again is ignored, its entry is written.
+		e.Detail = `{}`
+		if err := s.EnqueueWithAudit(ctx, []store.AuditEntry{e}, msg("trigger", "pagerduty")); err != nil {
+			t.Fatal(err)
+		}
+		if got := claimAll(t, s, "pagerduty", time.Now().Add(time.Second)); len(got) != 1 || got[0].Key != "trigger" {
+			t.Errorf("claimed %v, want the one trigger", keys(got))
+		}
+		es, _, err := s.ListAudit(ctx, store.AuditFilter{Action: "alert.state"})
+		if err != nil || len(es) != 2 || es[0].Detail != `{}` || es[1].Detail != `{"firing":true}` {
+			t.Errorf("audit %+v %v, want both entries, newest first", es, err)
+		}
+	})
+	t.Run("an invalid entry writes nothing", func(t *testing.T) {
+		s, ctx := open(t), ctxT(t)
+		err := s.EnqueueWithAudit(ctx, []store.AuditEntry{{Subject: "no action"}}, msg("trigger", "pagerduty"))
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("got %v, want ErrInvalid", err)
+		}
+		if got := claimAll(t, s, "pagerduty", time.Now().Add(time.Second)); len(got) != 0 {
+			t.Errorf("claimed %v, want nothing", keys(got))
+		}
+	})
+}

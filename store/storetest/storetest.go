@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("outbox order", func(t *testing.T) { testOutboxOrder(t, open) })
 	t.Run("leader", func(t *testing.T) { testLeader(t, open) })
 	t.Run("figures", func(t *testing.T) { testFigures(t, open) })
+	t.Run("enqueue with audit", func(t *testing.T) { testEnqueueWithAudit(t, open) })
 	t.Run("persistence", func(t *testing.T) { testPersistence(t, open) })
 }
 
