@@ -43,6 +43,15 @@ type TrackerConfig struct {
 	// crash between the two sends a transition twice (the peers and the
 	// outbox keys absorb it) but never loses one.
 	Send func(ctx context.Context, events []Event) error
+	// Commit, when set, replaces Send and State.Save: it enqueues the
+	// events' messages and saves the states they change in one
+	// transaction. With Send and Save apart, a process killed between the
+	// enqueue and the save loses the state of a trigger it enqueued, and
+	// the next leader fires the alert again (a second trigger, keyed by a
+	// new start); with Commit either both happened or neither. When it
+	// fails, nothing changes and the next Observe produces the
+	// transitions again.
+	Commit func(ctx context.Context, events []Event, states map[string]State) error
 	// Interval is the evaluation interval: a firing alert holds for
 	// 4 × Interval without a re-send (EndsAt), as Prometheus does.
 	Interval time.Duration
@@ -153,6 +162,17 @@ func (t *Tracker) Observe(ctx context.Context, statuses []slo.Status, at time.Ti
 		}
 	}
 
+	if t.cfg.Commit != nil {
+		if len(events) == 0 && len(changed) == 0 {
+			return events
+		}
+		if err := t.cfg.Commit(ctx, events, changed); err != nil {
+			t.logger.Error("alert events and states not committed; their transitions will be evaluated again", "error", err, "events", len(events))
+			return events
+		}
+		maps.Copy(t.states, changed)
+		return events
+	}
 	if t.cfg.Send != nil && len(events) > 0 {
 		if err := t.cfg.Send(ctx, events); err != nil {
 			t.logger.Error("alert events not sent; their transitions will be evaluated again", "error", err, "events", len(events))

@@ -306,7 +306,9 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		}
 	}
 	tracker, err := alerting.NewTracker(alerting.TrackerConfig{
-		State: alertStates{st}, Send: func(ctx context.Context, ev []alerting.Event) error { return d.Send(ctx, ev...) },
+		// States are loaded from the audit log, and saved there with the
+		// notifications of their changes in one transaction.
+		State: alertStates{st}, Commit: alertCommit(st, d),
 		Interval: interval, Objectives: objectiveLookup(s.slos.Load), Links: links, Logger: s.logger,
 	})
 	if err != nil {
