@@ -30,8 +30,8 @@ func TestTheLeadersFiguresReadBackThroughTheStore(t *testing.T) {
 		BurnRates:   map[string]*float64{"5m": f(1), "1h": nil},
 		Alerts:      []slo.AlertState{{Severity: slo.SeverityPage, LongWindow: "1h", ShortWindow: "5m", Factor: 14.4, Unknown: true}},
 		EvaluatedAt: at, Range: slo.RangeJSON{Start: at.Add(-30 * 24 * time.Hour), End: at},
-		Errors:      []slo.MeasureError{{Window: "1h", Error: "no data", NoData: true}},
-		AgeSeconds:  map[string]float64{"period": 60},
+		Errors:     []slo.MeasureError{{Window: "1h", Error: "no data", NoData: true}},
+		AgeSeconds: map[string]float64{"period": 60},
 	}}
 	sf := storeFigures{st}
 	if err := sf.SaveFigures(ctx, gate.LeaderFigures{Replica: "host/1", MeasuredAt: at, Statuses: statuses}); err != nil {
