@@ -29,7 +29,7 @@ func BenchmarkPackStatuses10000(b *testing.B) {
 				{Severity: slo.SeverityTicket, LongWindow: "1d", ShortWindow: "2h", Factor: 3},
 				{Severity: slo.SeverityTicket, LongWindow: "3d", ShortWindow: "6h", Factor: 1}},
 			EvaluatedAt: at, Range: slo.RangeJSON{Start: at.Add(-30 * 24 * time.Hour), End: at},
-			AgeSeconds:  map[string]float64{"period": float64(i % 3600)},
+			AgeSeconds: map[string]float64{"period": float64(i % 3600)},
 		}
 	}
 	plain, err := json.Marshal(sts)
