@@ -49,7 +49,8 @@ func counterIn(re *regexp.Regexp, body []byte) float64 {
 // no second trigger. Then the burn stops (the proxy in front of
 // Prometheus switches the series to a calm one): the new leader resolves
 // the page. PagerDuty sees exactly one trigger and one resolve for the
-// dedup key, and nothing stays open.
+// dedup key, and nothing stays open; the real Alertmanager, which held the
+// alert the dead leader fired, has it resolved by the new one.
 func TestFailoverOfThreeReplicasOnOnePostgres(t *testing.T) {
 	const interval = 3 * time.Second
 	now := time.Now().UTC().Truncate(time.Second)
@@ -66,6 +67,9 @@ func TestFailoverOfThreeReplicasOnOnePostgres(t *testing.T) {
 	prom := testenv.StartPrometheus(t, om.String())
 	pd := startFakePagerDuty(t)
 	t.Cleanup(func() { pd.check(t, "pagerduty") })
+	rcv := startWebhookReceiver(t)
+	am := testenv.StartAlertmanager(t, rcv.url)
+	page := map[string]string{"slo": "cart-availability", "severity": "page", "service": "cart"}
 
 	// Every instant query goes through a proxy that holds it 200ms (so a
 	// run lasts long enough to be killed in) and says when one arrives.
@@ -127,7 +131,8 @@ evaluation: {schedule: "@every %s", ageDivisor: -1}
 log: {level: warn}
 notify:
   pagerduty: {routingKey: %q, url: %q}
-`, port, slos, dsn, proxy.URL, interval, pdRoutingKey, pd.url)
+  alertmanager: {url: %q}
+`, port, slos, dsn, proxy.URL, interval, pdRoutingKey, pd.url, am.URL)
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -200,8 +205,8 @@ notify:
 	})
 	// It pages, and the trigger is delivered and marked so (by whichever
 	// replica's dispatcher claimed it).
-	waitFor("the page's trigger is delivered and marked", 30*time.Second, func() bool {
-		return pd.count("trigger", key) == 1 && delivered() == 1
+	waitFor("the page's trigger is delivered and marked, and Alertmanager holds the alert", 30*time.Second, func() bool {
+		return pd.count("trigger", key) == 1 && delivered() == 1 && len(activeAlerts(t, am.URL, page)) == 1
 	})
 
 	t.Run("the followers serve the leader's figures from the store, with their age, and export none", func(t *testing.T) {
@@ -316,6 +321,13 @@ notify:
 		if d := delivered(); d != 2 {
 			t.Errorf("the replicas count %v deliveries, want 2", d)
 		}
+	})
+	t.Run("the new leader resolves at Alertmanager the alert the dead one fired", func(t *testing.T) {
+		// A re-send the dead replica had in flight would hold the alert's
+		// order key for its lease (1m): allow for it.
+		waitFor("Alertmanager has no active page alert and sent the resolution", 90*time.Second, func() bool {
+			return len(activeAlerts(t, am.URL, page)) == 0 && rcv.got("resolved", page)
+		})
 	})
 	t.Run("the follower serves the new leader's figures: the page no longer fires", func(t *testing.T) {
 		var st slo.Status
