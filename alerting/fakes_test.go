@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/slogate/slogate"
 )
 
 // fakeClock is a clock the test moves.
@@ -239,7 +241,7 @@ func (n *fakeNotifier) stats() (calls, inflight, maxInflight int, delivered map[
 
 // keyed is an event that fakeNotifier keys as key.
 func keyed(key string, at time.Time) Event {
-	return Event{Kind: KindDeployStarted, At: at, Deploy: &Deploy{ID: key, Service: "checkout"}, Links: []Link{{Href: "https://ci.example/" + key, Text: key}}}
+	return Event{Kind: KindDeployStarted, At: at, Deploy: &slogate.Deploy{ID: key, Service: "checkout"}, Links: []Link{{Href: "https://ci.example/" + key, Text: key}}}
 }
 
 // fakeStateStore keeps Tracker states in memory, as a store would.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -148,7 +149,7 @@ func (r *receiver) count(id string) int {
 }
 
 func deployEvent(id string, at time.Time) alerting.Event {
-	return alerting.Event{Kind: alerting.KindDeployStarted, At: at, Deploy: &alerting.Deploy{ID: id, Service: "checkout", Version: "v2"}}
+	return alerting.Event{Kind: alerting.KindDeployStarted, At: at, Deploy: &slogate.Deploy{ID: id, Service: "checkout", Version: "v2"}}
 }
 
 // TestKilledMidDeliveryOverSQLite: a dispatcher dies while a delivery

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/store"
 )
@@ -113,7 +114,7 @@ func problemFor(err error) *Problem {
 		a := sf.Answer
 		return &Problem{Type: typeSourceFault, Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
 			Detail: "a data source failed, so the gate cannot decide: " + a.Reason, EvaluationID: a.EvaluationID,
-			Verdict: &gate.Outcome{Decision: gate.Fault, Reason: a.Reason}, Checks: a.Checks,
+			Verdict: &gate.Outcome{Decision: slogate.Fault, Reason: a.Reason}, Checks: a.Checks,
 			header: http.Header{"Retry-After": {"10"}}}
 	case errors.Is(err, gate.ErrUnknownService):
 		return &Problem{Type: typeNotFound, Title: "Not Found", Status: http.StatusNotFound,

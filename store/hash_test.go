@@ -3,6 +3,8 @@ package store
 import (
 	"testing"
 	"time"
+
+	"github.com/slogate/slogate"
 )
 
 // The idempotency key of a deploy is bound to the hash of its body; a
@@ -13,17 +15,17 @@ func TestTheIdempotencyHashOfABodyNeverChanges(t *testing.T) {
 	started := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	committed := started.Add(-time.Hour)
 	tests := map[string]struct {
-		d    Deploy
+		d    slogate.Deploy
 		want string
 	}{
 		"a deploy without commits": {
-			d:    Deploy{Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: started},
+			d:    slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: started},
 			want: "6c3db53ae6fd63bc1041a04e20e59d6c0689ad0b9f0ba63421b636e51dffc6f1",
 		},
 		"a deploy with commits and labels": {
-			d: Deploy{Service: "checkout", Environment: "production", Version: "v2", Commit: "abc", PipelineURL: "https://ci/1",
+			d: slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2", Commit: "abc", PipelineURL: "https://ci/1",
 				Strategy: "canary", Labels: map[string]string{"team": "pay"}, StartedAt: started,
-				Commits: []Commit{{SHA: "abc", Time: committed}, {SHA: "def"}}},
+				Commits: []slogate.Commit{{SHA: "abc", Time: committed}, {SHA: "def"}}},
 			want: "1bcd041c332c4a379b3ba571d1363cedb579562ec6b8729a972e883ceed05a55",
 		},
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
@@ -39,13 +40,13 @@ func haltEvent() alerting.Event {
 	return alerting.Event{
 		Kind: alerting.KindDecision, At: now,
 		Decision: &gate.Answer{
-			Decision: gate.Halt, Reason: "checkout-availability: the error budget is spent (-12% left)",
+			Decision: slogate.Halt, Reason: "checkout-availability: the error budget is spent (-12% left)",
 			EvaluationID: "ev_7", Service: "checkout", Environment: "production", Version: "v2",
 			DeployID: "dep_01", Policy: "checkout-production", EvaluatedAt: now,
 			Checks: []gate.Check{{Kind: gate.KindBudget, SLO: "checkout-availability", Verdict: gate.Fail,
 				Reason: "-12% of the budget left", Target: 0.999, BudgetRemaining: fptr(-0.12)}},
 		},
-		DecisionDeploy: &alerting.Deploy{ID: "dep_01", Service: "checkout", Environment: "production", Version: "v2",
+		DecisionDeploy: &slogate.Deploy{ID: "dep_01", Service: "checkout", Environment: "production", Version: "v2",
 			PreviousVersion: "v1", Commit: "3f9c2ab", PipelineURL: "https://ci.example.com/checkout/runs/42", StartedAt: now.Add(-14 * time.Minute)},
 		Links: []alerting.Link{{Href: "https://slogate.example.com/v1/decisions/ev_7", Text: "the gate's answer"}},
 	}

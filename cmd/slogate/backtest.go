@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -39,12 +40,12 @@ type Replay struct {
 	// or wait when none came before the deploy finished or the horizon.
 	// Under a dry run it is the answer the client got when the real
 	// verdict (DryRun) first decided.
-	Decision     gate.Decision `json:"decision"`
-	DecidedAt    *time.Time    `json:"decidedAt,omitempty"`
-	AfterMinutes *float64      `json:"afterMinutes,omitempty"`
-	Reason       string        `json:"reason"`
-	EvaluationID string        `json:"evaluationId,omitempty"`
-	Asks         int           `json:"asks"`
+	Decision     slogate.Decision `json:"decision"`
+	DecidedAt    *time.Time       `json:"decidedAt,omitempty"`
+	AfterMinutes *float64         `json:"afterMinutes,omitempty"`
+	Reason       string           `json:"reason"`
+	EvaluationID string           `json:"evaluationId,omitempty"`
+	Asks         int              `json:"asks"`
 	// DryRun is the real verdict a dry-run policy kept from the decision.
 	DryRun *gate.Outcome `json:"dryRun,omitempty"`
 	// Status is the deploy's own outcome; PageAfter whether a page-level
@@ -132,7 +133,7 @@ func runBacktest(ctx context.Context, env *environment, args []string) error {
 // now.
 func backtest(ctx context.Context, e *gate.Engine, m *gate.Measurer, set *slo.Set, st store.Store, f backtestFlags, now time.Time, progress io.Writer) (BacktestReport, error) {
 	r := BacktestReport{Since: now.Add(-f.since), Until: now, Interval: f.interval.String(), Deploys: []Replay{}}
-	var deploys []store.Deploy
+	var deploys []slogate.Deploy
 	filter := store.DeployFilter{Service: f.service, Environment: f.env, Since: r.Since, Limit: 500}
 	for {
 		page, next, err := st.ListDeploys(ctx, filter)
@@ -172,9 +173,9 @@ func backtest(ctx context.Context, e *gate.Engine, m *gate.Measurer, set *slo.Se
 
 // replay asks the gate about one deploy at every interval from its start
 // until the first promote or halt, its end, the horizon or now.
-func replay(ctx context.Context, e *gate.Engine, d store.Deploy, f backtestFlags, now time.Time) Replay {
+func replay(ctx context.Context, e *gate.Engine, d slogate.Deploy, f backtestFlags, now time.Time) Replay {
 	rp := Replay{DeployID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
-		StartedAt: d.StartedAt, Status: d.Status, Decision: gate.Wait}
+		StartedAt: d.StartedAt, Status: d.Status, Decision: slogate.Wait}
 	end := d.StartedAt.Add(f.horizon)
 	if d.FinishedAt != nil && d.FinishedAt.Before(end) {
 		end = *d.FinishedAt
@@ -203,7 +204,7 @@ func replay(ctx context.Context, e *gate.Engine, d store.Deploy, f backtestFlags
 		if a.DryRun != nil {
 			real = a.DryRun.Decision
 		}
-		if real == gate.Promote || real == gate.Halt {
+		if real == slogate.Promote || real == slogate.Halt {
 			rp.Decision = a.Decision
 			when := at
 			mins := at.Sub(d.StartedAt).Minutes()
@@ -217,7 +218,7 @@ func replay(ctx context.Context, e *gate.Engine, d store.Deploy, f backtestFlags
 // pagedAfter reports whether a page-level burn-rate alert of the service
 // fired within an hour after the deploy ended (or after its decision),
 // sampled every 10 minutes.
-func pagedAfter(ctx context.Context, m *gate.Measurer, set *slo.Set, d store.Deploy, rp Replay, now time.Time) bool {
+func pagedAfter(ctx context.Context, m *gate.Measurer, set *slo.Set, d slogate.Deploy, rp Replay, now time.Time) bool {
 	from := d.StartedAt
 	switch {
 	case d.FinishedAt != nil:
@@ -240,16 +241,16 @@ func pagedAfter(ctx context.Context, m *gate.Measurer, set *slo.Set, d store.Dep
 // agreement compares the replayed decision with what happened: a deploy
 // went badly when it failed, was rolled back, or a page followed it.
 func agreement(rp Replay) string {
-	bad := rp.Status == store.StatusFailed || rp.Status == store.StatusRolledBack || rp.PageAfter
-	good := rp.Status == store.StatusSucceeded && !rp.PageAfter
+	bad := rp.Status == slogate.StatusFailed || rp.Status == slogate.StatusRolledBack || rp.PageAfter
+	good := rp.Status == slogate.StatusSucceeded && !rp.PageAfter
 	decision := rp.Decision
-	if rp.DryRun != nil && (rp.DryRun.Decision == gate.Promote || rp.DryRun.Decision == gate.Halt) {
+	if rp.DryRun != nil && (rp.DryRun.Decision == slogate.Promote || rp.DryRun.Decision == slogate.Halt) {
 		decision = rp.DryRun.Decision // a dry run is judged by its real verdict
 	}
 	switch {
-	case decision == gate.Halt && bad, decision == gate.Promote && good:
+	case decision == slogate.Halt && bad, decision == slogate.Promote && good:
 		return "agree"
-	case decision == gate.Halt && good, decision == gate.Promote && bad:
+	case decision == slogate.Halt && good, decision == slogate.Promote && bad:
 		return "disagree"
 	}
 	return "unknown"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate/dora"
@@ -195,21 +196,14 @@ func (m *doraMetrics) Collect(ch chan<- prometheus.Metric) {
 
 func (m *doraMetrics) compute(ctx context.Context, now time.Time) ([]prometheus.Metric, error) {
 	opts := dora.Options{End: now, Window: dora.DefaultWindow, Attribution: dora.DefaultAttribution}
-	var deploys []dora.Deploy
+	var deploys []slogate.Deploy
 	f := store.DeployFilter{Since: now.Add(-opts.Window - 7*24*time.Hour), Before: now, Limit: 1000}
 	for {
 		page, next, err := m.store.ListDeploys(ctx, f)
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range page {
-			x := dora.Deploy{ID: d.ID, Service: d.Service, Environment: d.Environment, StartedAt: d.StartedAt, Status: d.Status}
-			if d.FinishedAt != nil {
-				x.FinishedAt = *d.FinishedAt
-			}
-			x.FirstCommit, _ = d.EarliestCommit()
-			deploys = append(deploys, x)
-		}
+		deploys = append(deploys, page...)
 		if next == "" {
 			break
 		}

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/api"
-	"github.com/slogate/slogate/store"
 )
 
 // githubCompare lists the commits of a change with GitHub's compare API
@@ -76,7 +76,7 @@ type compareAnswer struct {
 // Compare returns the commits reachable from head and not from base,
 // oldest first, each with its author date (when the change was written),
 // at most compareMaxPages pages of 100.
-func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([]store.Commit, error) {
+func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([]slogate.Commit, error) {
 	if !githubRepoPattern.MatchString(repo) {
 		return nil, fmt.Errorf("github compare: repository %q is not owner/name", repo)
 	}
@@ -84,7 +84,7 @@ func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([
 		return nil, fmt.Errorf("github compare: %q...%q is not a pair of commits", base, head)
 	}
 	owner, name, _ := strings.Cut(repo, "/")
-	var out []store.Commit
+	var out []slogate.Commit
 	for page := 1; page <= compareMaxPages; page++ {
 		var a compareAnswer
 		if err := g.get(ctx, owner, name, base+"..."+head, page, &a); err != nil {
@@ -95,7 +95,7 @@ func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([
 			if t.IsZero() {
 				t = c.Commit.Committer.Date
 			}
-			out = append(out, store.Commit{SHA: c.SHA, Time: t.UTC()})
+			out = append(out, slogate.Commit{SHA: c.SHA, Time: t.UTC()})
 		}
 		if len(a.Commits) < comparePerPage || len(out) >= a.TotalCommits {
 			break

@@ -16,7 +16,6 @@ import (
 	"github.com/slogate/slogate/alerting/grafana"
 	"github.com/slogate/slogate/alerting/jira"
 	"github.com/slogate/slogate/alerting/pagerduty"
-	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/deploys"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -155,27 +154,6 @@ func (a alertStates) Save(ctx context.Context, key string, s alerting.State) err
 		return err
 	}
 	return a.s.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: actionAlertState, Subject: key, Detail: string(b)})
-}
-
-// decisionOutbox builds the notifications of a gate answer, stored with it.
-func decisionOutbox(d *alerting.Dispatcher, st store.Store, logger *slog.Logger) func(ctx context.Context, a gate.Answer) []store.OutboxMessage {
-	return func(ctx context.Context, a gate.Answer) []store.OutboxMessage {
-		e := alerting.Event{Kind: alerting.KindDecision, At: a.EvaluatedAt, Decision: &a}
-		if a.DeployID != "" {
-			if dep, err := st.GetDeploy(ctx, a.DeployID); err == nil {
-				e.DecisionDeploy = deploys.AlertingDeploy(dep)
-				if dep.PipelineURL != "" {
-					e.Links = append(e.Links, alerting.Link{Href: dep.PipelineURL, Text: "pipeline"})
-				}
-			}
-		}
-		msgs, err := d.Messages(e)
-		if err != nil {
-			logger.Error("notifications of a gate answer", "evaluation_id", a.EvaluationID, "err", err)
-			return nil
-		}
-		return deploys.OutboxMessages(msgs)
-	}
 }
 
 // objectiveLookup reads the SLOs in force.

@@ -23,6 +23,7 @@ import (
 	"github.com/slogate/slogate/alerting/githubapp"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/decisions"
 	"github.com/slogate/slogate/internal/deploys"
 	"github.com/slogate/slogate/internal/telemetry"
 	"github.com/slogate/slogate/slo"
@@ -189,26 +190,31 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		st.Close()
 		return nil, usageError("%v", err)
 	}
-	recorder := storeRecorder{s: st}
 	var apiStore api.Store = st
 	var onRun func(context.Context, []slo.Status)
 	var onLeader func(context.Context)
+	var notifier deploys.Notifier
 	if len(notifiers) > 0 {
 		if s.dispatcher, onRun, onLeader, err = s.notifications(st, notifiers); err != nil {
 			st.Close()
 			return nil, err
 		}
-		recorder.outbox, recorder.wake = decisionOutbox(s.dispatcher, st, logger), s.dispatcher.Wake
+		notifier = s.dispatcher
 		if apiStore, err = deploys.New(deploys.Config{Store: st, Notifier: s.dispatcher}); err != nil {
 			st.Close()
 			return nil, err
 		}
 	}
+	recorder, err := decisions.New(decisions.Config{Store: st, Notifier: notifier, Logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.engine, err = gate.New(gate.Config{
 		Measurer:  s.measurer,
 		SLOs:      s.slos.Load,
-		Deploys:   storeDeploys{st},
-		Overrides: storeOverrides{st},
+		Deploys:   deploys.Lookup{Store: st},
+		Overrides: decisions.Overrides{Store: st},
 		Recorder:  recorder,
 		CacheTTL:  cfg.Gate.cacheTTL(),
 		Deadline:  cfg.Gate.Deadline.Duration,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/store"
 )
@@ -47,7 +48,7 @@ var now = time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.UTC)
 
 func TestRecorder(t *testing.T) {
 	ctx := context.Background()
-	sent := store.Deploy{Service: "checkout", Environment: "production", Version: "v2"}
+	sent := slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2"}
 
 	t.Run("a retry with the key and the body stores and notifies once, with the start it stored", func(t *testing.T) {
 		st, n := open(t), &notifier{}
@@ -65,7 +66,7 @@ func TestRecorder(t *testing.T) {
 		if err != nil || created || second.ID != first.ID || !second.StartedAt.Equal(store.UTC(now)) {
 			t.Fatalf("retry: %+v %v %v; want the first deploy %+v", second, created, err, first)
 		}
-		if _, _, err := r.CreateDeploy(ctx, store.Deploy{Service: "checkout", Environment: "production", Version: "v3"}, "key-1"); !errors.Is(err, store.ErrIdempotencyConflict) {
+		if _, _, err := r.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: "v3"}, "key-1"); !errors.Is(err, store.ErrIdempotencyConflict) {
 			t.Errorf("another body with the key: %v, want an idempotency conflict", err)
 		}
 		msgs, err := st.ClaimOutbox(ctx, "", 10, time.Minute, now.Add(time.Hour))
@@ -73,7 +74,7 @@ func TestRecorder(t *testing.T) {
 			t.Fatalf("outbox %d messages (%v), woken %d: want 1 and 1", len(msgs), err, n.woken.Load())
 		}
 		var e alerting.Event
-		if err := json.Unmarshal(msgs[0].Payload, &e); err != nil || e.Deploy.ID != first.ID || !e.Deploy.StartedAt.Equal(first.StartedAt) || e.Deploy.Status != store.StatusRunning {
+		if err := json.Unmarshal(msgs[0].Payload, &e); err != nil || e.Deploy.ID != first.ID || !e.Deploy.StartedAt.Equal(first.StartedAt) || e.Deploy.Status != slogate.StatusRunning {
 			t.Errorf("announced %+v (%v), stored %+v", e.Deploy, err, first)
 		}
 	})
@@ -84,8 +85,8 @@ func TestRecorder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done, err := r.FinishDeploy(ctx, d.ID, store.StatusSucceeded, time.Time{})
-		if err != nil || done.Status != store.StatusSucceeded || done.FinishedAt == nil || !done.FinishedAt.Equal(store.UTC(now)) {
+		done, err := r.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, time.Time{})
+		if err != nil || done.Status != slogate.StatusSucceeded || done.FinishedAt == nil || !done.FinishedAt.Equal(store.UTC(now)) {
 			t.Fatalf("finished %+v, %v", done, err)
 		}
 		if stats, _ := st.OutboxStats(ctx); stats.Pending != 2 || n.woken.Load() != 2 {
