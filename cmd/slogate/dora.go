@@ -18,89 +18,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slogate/slogate"
-	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate/dora"
+	"github.com/slogate/slogate/internal/alertlog"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
-
-// actionAlertTracking marks, in the audit log, that the alert tracker
-// started recording page-level burns: from the oldest mark on, burns are
-// read from the record instead of measured.
-const actionAlertTracking = "alert.tracking"
-
-// alertRecord reads the page-level burns the alert tracker recorded in the
-// audit log (alert.state entries of subjects "<slo>/page").
-type alertRecord struct{ s store.Store }
-
-var _ dora.Record = alertRecord{}
-
-func (a alertRecord) PageBurns(ctx context.Context, from, to time.Time) ([]dora.RecordedBurn, time.Time, error) {
-	var entries []store.AuditEntry
-	var since time.Time
-	for _, action := range []string{actionAlertState, actionAlertTracking} {
-		cursor := ""
-		for {
-			es, next, err := a.s.ListAudit(ctx, store.AuditFilter{Action: action, Limit: 1000, Cursor: cursor})
-			if err != nil {
-				return nil, time.Time{}, err
-			}
-			for _, e := range es {
-				if since.IsZero() || e.At.Before(since) {
-					since = e.At
-				}
-				if action == actionAlertState && strings.HasSuffix(e.Subject, "/"+string(slo.SeverityPage)) {
-					entries = append(entries, e)
-				}
-			}
-			if next == "" {
-				break
-			}
-			cursor = next
-		}
-	}
-	// Oldest first: a firing state opens a burn, the next calm one ends it.
-	for i, j := 0, len(entries)-1; i < j; i, j = i+1, j-1 {
-		entries[i], entries[j] = entries[j], entries[i]
-	}
-	open := map[string]int{}
-	var burns []dora.RecordedBurn
-	for _, e := range entries {
-		var st alerting.State
-		if err := json.Unmarshal([]byte(e.Detail), &st); err != nil {
-			return nil, time.Time{}, fmt.Errorf("alert state %s: %w", e.Subject, err)
-		}
-		name := strings.TrimSuffix(e.Subject, "/"+string(slo.SeverityPage))
-		i, going := open[name]
-		switch {
-		case st.Firing && !going:
-			start := st.StartsAt
-			if start.IsZero() {
-				start = e.At
-			}
-			open[name] = len(burns)
-			burns = append(burns, dora.RecordedBurn{SLO: name, Start: start})
-		case !st.Firing && going:
-			burns[i].End = e.At
-			delete(open, name)
-		}
-	}
-	out := burns[:0]
-	for _, b := range burns {
-		if !b.Start.After(to) && (b.End.IsZero() || !b.End.Before(from)) {
-			out = append(out, b)
-		}
-	}
-	return out, since, nil
-}
 
 // newDelivery is the DORA keys' source of burns: the alert record, and
 // the sources through the measurer before it.
 func (s *server) newDelivery(measure bool) (*dora.History, error) {
 	cfg := dora.HistoryConfig{
 		Objectives: func(service string) []slo.Objective { return s.slos.Load().ByService(service) },
-		Record:     alertRecord{s.store},
+		Record:     alertlog.Record{Store: s.store},
 	}
 	if measure {
 		cfg.Counter = s.measurer
@@ -125,7 +55,9 @@ func (s *server) doraDeps(ctx context.Context) (api.Delivery, api.CommitLister, 
 		return nil, nil, err
 	}
 	if s.dispatcher != nil {
-		markTracking(ctx, s.store, s.logger)
+		if err := alertlog.MarkTracking(ctx, s.store); err != nil {
+			s.logger.Warn("the start of the alert record was not written: DORA keys will measure past burns from the sources", "err", err)
+		}
 	}
 	var commits api.CommitLister
 	if g := s.cfg.Notify.GitHub; g != nil {
@@ -136,13 +68,6 @@ func (s *server) doraDeps(ctx context.Context) (api.Delivery, api.CommitLister, 
 		commits = c
 	}
 	return delivery, commits, nil
-}
-
-// markTracking records that the alert tracker starts recording now.
-func markTracking(ctx context.Context, st store.Store, logger *slog.Logger) {
-	if err := st.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: actionAlertTracking, Subject: "page"}); err != nil {
-		logger.Warn("the start of the alert record was not written: DORA keys will measure past burns from the sources", "err", err)
-	}
 }
 
 // doraMetrics exports the DORA keys of every service and environment over

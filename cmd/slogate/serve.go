@@ -23,8 +23,10 @@ import (
 	"github.com/slogate/slogate/alerting/githubapp"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/alertlog"
 	"github.com/slogate/slogate/internal/decisions"
 	"github.com/slogate/slogate/internal/deploys"
+	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/internal/telemetry"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -284,7 +286,7 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		names[i] = n.Peer()
 	}
 	d, err := alerting.NewDispatcher(alerting.DispatcherConfig{
-		Outbox: outboxAdapter{st}, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
+		Outbox: outbox.Outbox{Store: st}, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
 		MaxAge: s.cfg.Notify.Outbox.MaxAge.Duration,
 	})
 	if err != nil {
@@ -301,7 +303,7 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		}
 	}
 	tracker, err := alerting.NewTracker(alerting.TrackerConfig{
-		State: alertStates{st}, Send: func(ctx context.Context, ev []alerting.Event) error { return d.Send(ctx, ev...) },
+		State: alertlog.States{Store: st}, Send: func(ctx context.Context, ev []alerting.Event) error { return d.Send(ctx, ev...) },
 		Interval: interval, Objectives: objectiveLookup(s.slos.Load), Links: links, Logger: s.logger,
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/deploys"
+	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/store"
 )
 
@@ -102,7 +103,7 @@ func (r *Recorder) outbox(ctx context.Context, a gate.Answer) []store.OutboxMess
 		r.logger.Error("notifications of a gate answer", "evaluation_id", a.EvaluationID, "err", err)
 		return nil
 	}
-	return deploys.OutboxMessages(msgs)
+	return outbox.Messages(msgs)
 }
 
 // Overrides is the gate's view of the break-glass overrides in force

@@ -20,6 +20,7 @@ import (
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/store"
 )
 
@@ -131,15 +132,5 @@ func (r *Recorder) messages(e alerting.Event) ([]store.OutboxMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploys: notifications of %s: %w", e.Kind, err)
 	}
-	return OutboxMessages(msgs), nil
-}
-
-// OutboxMessages turns alerting messages into the store's outbox messages.
-func OutboxMessages(msgs []alerting.Message) []store.OutboxMessage {
-	out := make([]store.OutboxMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt,
-			OrderKey: m.OrderKey, Supersedes: m.Supersedes}
-	}
-	return out
+	return outbox.Messages(msgs), nil
 }

@@ -29,12 +29,18 @@ var allowed = map[string][]string{
 	"store/...":    {root, "slo", "store/..."},
 	"alerting/...": {root, "slo", "gate", "alerting/..."},
 	"api":          {root, "slo", "gate", "gate/dora", "store"},
+	// The store's outbox as alerting sees it.
+	"internal/outbox": {root, "slo", "gate", "store/...", "alerting"},
+	// The alert tracker's record in the audit log, which the DORA keys
+	// read back.
+	"internal/alertlog": {root, "slo", "gate", "gate/dora", "store/...", "alerting"},
 	// The use case of recording deploys with their notifications, and the
 	// gate's view of the recorded deploys: the store and alerting's event
 	// types, no concrete notifier.
-	"internal/deploys": {root, "slo", "gate", "store/...", "alerting"},
-	// The use case of recording gate answers with their notifications.
-	"internal/decisions": {root, "slo", "gate", "store/...", "alerting", "internal/deploys"},
+	"internal/deploys": {root, "slo", "gate", "store/...", "alerting", "internal/outbox"},
+	// The use case of recording gate answers with their notifications, and
+	// the gate's view of the overrides.
+	"internal/decisions": {root, "slo", "gate", "store/...", "alerting", "internal/outbox", "internal/deploys"},
 }
 
 // rel is an import path relative to the module (root for the module's own
