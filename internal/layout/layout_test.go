@@ -38,6 +38,8 @@ var allowed = map[string][]string{
 	// gate's view of the recorded deploys: the store and alerting's event
 	// types, no concrete notifier.
 	"internal/deploys": {root, "slo", "gate", "store/...", "alerting", "internal/outbox"},
+	// The replay of the gate over recorded deploys (slogate backtest).
+	"internal/backtest": {root, "slo", "gate", "store/..."},
 	// The use case of recording gate answers with their notifications, and
 	// the gate's view of the overrides.
 	"internal/decisions": {root, "slo", "gate", "store/...", "alerting", "internal/outbox", "internal/deploys"},
