@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slogate/slogate"
+	"github.com/slogate/slogate/alerting/github"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate/dora"
 	"github.com/slogate/slogate/internal/alertlog"
@@ -61,7 +62,7 @@ func (s *server) doraDeps(ctx context.Context) (api.Delivery, api.CommitLister, 
 	}
 	var commits api.CommitLister
 	if g := s.cfg.Notify.GitHub; g != nil {
-		c, err := newGitHubCompare(g.URL, g.Token, g.Timeout.Duration)
+		c, err := github.NewCompare(g.URL, g.Token, g.Timeout.Duration)
 		if err != nil {
 			return nil, nil, usageError("notify.github: %v", err)
 		}

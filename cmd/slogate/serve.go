@@ -322,30 +322,6 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 	return d, onRun, onLeader, nil
 }
 
-// purgeOutbox deletes delivered notifications older than the retention,
-// hourly, until ctx ends.
-func (s *server) purgeOutbox(ctx context.Context) {
-	retain := s.cfg.Notify.Outbox.Retain.Duration
-	if retain <= 0 {
-		retain = 7 * 24 * time.Hour
-	}
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		n, err := s.store.PurgeOutbox(ctx, time.Now().Add(-retain))
-		if err != nil && ctx.Err() == nil {
-			s.logger.Warn("purging delivered notifications", "err", err)
-		} else if n > 0 {
-			s.logger.Info("purged delivered notifications", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // requireLoopback refuses an open API on anything but loopback.
 func requireLoopback(listen string) error {
 	host, _, err := net.SplitHostPort(listen)
@@ -409,7 +385,7 @@ func (s *server) run(ctx context.Context) error {
 	var background sync.WaitGroup
 	if s.dispatcher != nil {
 		background.Go(func() { s.dispatcher.Run(runCtx) })
-		background.Go(func() { s.purgeOutbox(runCtx) })
+		background.Go(func() { outbox.Purge(runCtx, s.store, s.cfg.Notify.Outbox.Retain.Duration, time.Hour, s.logger) })
 	}
 	if s.rules != nil {
 		background.Go(func() { s.rules.Run(runCtx) })

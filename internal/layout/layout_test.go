@@ -31,6 +31,8 @@ var allowed = map[string][]string{
 	"api":          {root, "slo", "gate", "gate/dora", "store"},
 	// The store's outbox as alerting sees it.
 	"internal/outbox": {root, "slo", "gate", "store/...", "alerting"},
+	// The GitHub App's pending protection rules in the store's outbox.
+	"internal/rulequeue": {root, "slo", "gate", "store/...", "alerting", "alerting/githubapp"},
 	// The alert tracker's record in the audit log, which the DORA keys
 	// read back.
 	"internal/alertlog": {root, "slo", "gate", "gate/dora", "store/...", "alerting"},

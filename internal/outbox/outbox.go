@@ -1,11 +1,13 @@
 // Package outbox is the store's outbox as alerting sees it: Outbox lets
-// the Dispatcher claim and settle the store's messages, and Messages turns
-// alerting's messages into the store's, for the use cases that enqueue
-// them in their own transaction (internal/deploys, internal/decisions).
+// the Dispatcher claim and settle the store's messages, Messages turns
+// alerting's messages into the store's for the use cases that enqueue
+// them in their own transaction (internal/deploys, internal/decisions),
+// and Purge deletes what was delivered long ago.
 package outbox
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/slogate/slogate/alerting"
@@ -63,4 +65,30 @@ func (o Outbox) Abandon(ctx context.Context, id int64, errMsg string) error {
 // Enqueue adds messages of events that have no transaction of their own.
 func (o Outbox) Enqueue(ctx context.Context, msgs ...alerting.Message) error {
 	return o.Store.Enqueue(ctx, Messages(msgs)...)
+}
+
+// DefaultRetain is how long Purge keeps what was delivered.
+const DefaultRetain = 7 * 24 * time.Hour
+
+// Purge deletes the messages delivered (or abandoned) more than retain ago
+// (default DefaultRetain) at once and then every interval, until ctx ends.
+func Purge(ctx context.Context, st store.Store, retain, interval time.Duration, logger *slog.Logger) {
+	if retain <= 0 {
+		retain = DefaultRetain
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := st.PurgeOutbox(ctx, time.Now().Add(-retain))
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("purging delivered notifications", "err", err)
+		} else if n > 0 {
+			logger.Info("purged delivered notifications", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -44,4 +45,47 @@ func TestTheOutboxDeliversWhatWasEnqueuedInOrderKeys(t *testing.T) {
 	if err != nil || stats.Delivered != 1 || stats.Pending != 0 {
 		t.Errorf("stats %+v (%v), want one delivered", stats, err)
 	}
+}
+
+// purges tells when a purge has run.
+type purges struct {
+	store.Store
+	ran chan error
+}
+
+func (p purges) PurgeOutbox(ctx context.Context, before time.Time) (int64, error) {
+	n, err := p.Store.PurgeOutbox(ctx, before)
+	p.ran <- err
+	return n, err
+}
+
+func TestPurgeDeletesWhatWasDeliveredAtOnceAndStopsWithItsContext(t *testing.T) {
+	st := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o := Outbox{Store: st}
+	if err := o.Enqueue(ctx, alerting.Message{Key: "grafana/a", Peer: "grafana", Payload: []byte(`{}`), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := o.ClaimOutbox(ctx, "", 10, time.Minute, time.Now())
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("claimed %d (%v)", len(ms), err)
+	}
+	if err := o.MarkDelivered(ctx, ms[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	p := purges{Store: st, ran: make(chan error, 1)}
+	done := make(chan struct{})
+	go func() {
+		Purge(ctx, p, time.Nanosecond, time.Hour, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	if err := <-p.ran; err != nil {
+		t.Fatal(err)
+	}
+	if stats, err := st.OutboxStats(context.Background()); err != nil || stats.Delivered != 0 {
+		t.Errorf("stats %+v (%v), want the delivered message purged", stats, err)
+	}
+	cancel()
+	<-done
 }
