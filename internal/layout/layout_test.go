@@ -40,6 +40,8 @@ var allowed = map[string][]string{
 	// gate's view of the recorded deploys: the store and alerting's event
 	// types, no concrete notifier.
 	"internal/deploys": {root, "slo", "gate", "store/...", "alerting", "internal/outbox"},
+	// The DORA keys as gauges on /metrics.
+	"internal/dorametrics": {root, "slo", "gate/dora", "store/..."},
 	// The replay of the gate over recorded deploys (slogate backtest).
 	"internal/backtest": {root, "slo", "gate", "store/..."},
 	// The use case of recording gate answers with their notifications, and
