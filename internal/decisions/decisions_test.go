@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
 )
 
@@ -36,16 +36,6 @@ func (n *notifier) Wake() { n.woken++ }
 
 var now = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
-func open(t *testing.T) store.Store {
-	t.Helper()
-	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "slogate.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func answer(id string, d slogate.Decision) gate.Answer {
 	return gate.Answer{Decision: d, Reason: "because", EvaluationID: id, Service: "checkout", Environment: "production",
 		Version: "v2", EvaluatedAt: now, Checks: []gate.Check{}}
@@ -65,7 +55,7 @@ func TestRecorder(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("a decision about a deploy is stored with its notification, which carries the deploy and its pipeline", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := testenv.SQLite(t), &notifier{}
 		dep, _, err := st.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2",
 			PipelineURL: "https://ci.example/run/42"}, "")
 		if err != nil {
@@ -99,7 +89,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("a source fault is stored and notified to no one", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := testenv.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n})
 		if err := r.Record(ctx, answer("ev_2", slogate.Fault)); err != nil {
 			t.Fatal(err)
@@ -112,7 +102,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("an answer asked for an instant is audited as a backtest, never stored as a decision nor notified", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := testenv.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n})
 		a := answer("ev_3", slogate.Promote)
 		at := now.Add(-time.Hour)
@@ -132,7 +122,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("an answer whose notifications cannot be built is stored without them", func(t *testing.T) {
-		st, n := open(t), &notifier{fail: errors.New("no template")}
+		st, n := testenv.SQLite(t), &notifier{fail: errors.New("no template")}
 		r, _ := New(Config{Store: st, Notifier: n})
 		if err := r.Record(ctx, answer("ev_4", slogate.Wait)); err != nil {
 			t.Fatal(err)
@@ -145,7 +135,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("without a notifier answers are stored only", func(t *testing.T) {
-		st := open(t)
+		st := testenv.SQLite(t)
 		r, _ := New(Config{Store: st})
 		if err := r.Record(ctx, answer("ev_5", slogate.Halt)); err != nil {
 			t.Fatal(err)
@@ -163,7 +153,7 @@ func TestRecorder(t *testing.T) {
 
 func TestOverrides(t *testing.T) {
 	ctx := context.Background()
-	st := open(t)
+	st := testenv.SQLite(t)
 	o, err := st.CreateOverride(ctx, store.Override{Service: "checkout", Environment: "production", Reason: "incident 42",
 		CreatedBy: "alice", CreatedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)})
 	if err != nil {

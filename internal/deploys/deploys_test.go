@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
 )
 
@@ -34,16 +34,6 @@ func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
 
 func (n *notifier) Wake() { n.woken.Add(1) }
 
-func open(t *testing.T) store.Store {
-	t.Helper()
-	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "slogate.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 var now = time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.UTC)
 
 func TestRecorder(t *testing.T) {
@@ -51,7 +41,7 @@ func TestRecorder(t *testing.T) {
 	sent := slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2"}
 
 	t.Run("a retry with the key and the body stores and notifies once, with the start it stored", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := testenv.SQLite(t), &notifier{}
 		clock := now
 		r, err := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return clock }})
 		if err != nil {
@@ -79,7 +69,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("finishing stores the status with its notification", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := testenv.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return now }})
 		d, _, err := r.CreateDeploy(ctx, sent, "")
 		if err != nil {
@@ -94,7 +84,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("notifications that cannot be built store nothing", func(t *testing.T) {
-		st := open(t)
+		st := testenv.SQLite(t)
 		r, _ := New(Config{Store: st, Notifier: &notifier{fail: errors.New("encode")}})
 		if _, _, err := r.CreateDeploy(ctx, sent, "key-1"); err == nil {
 			t.Fatal("stored without its notifications")
@@ -104,7 +94,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("without a notifier it is the store", func(t *testing.T) {
-		st := open(t)
+		st := testenv.SQLite(t)
 		r, _ := New(Config{Store: st})
 		if _, created, err := r.CreateDeploy(ctx, sent, "key-1"); err != nil || !created {
 			t.Fatalf("%v %v", created, err)

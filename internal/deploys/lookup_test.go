@@ -8,11 +8,12 @@ import (
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/testenv"
 )
 
 func TestLookup(t *testing.T) {
 	ctx := context.Background()
-	st := open(t)
+	st := testenv.SQLite(t)
 	record := func(version, status string, started time.Time) slogate.Deploy {
 		t.Helper()
 		d, _, err := st.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: version, StartedAt: started}, "")

@@ -3,27 +3,17 @@ package outbox
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
 )
 
-func open(t *testing.T) store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 func TestTheOutboxDeliversWhatWasEnqueuedInOrderKeys(t *testing.T) {
 	ctx := context.Background()
-	st := open(t)
+	st := testenv.SQLite(t)
 	o := Outbox{Store: st}
 	at := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	if err := o.Enqueue(ctx, alerting.Message{Key: "pagerduty/a", Peer: "pagerduty", Payload: []byte(`{}`), CreatedAt: at, OrderKey: "pagerduty/slo"}); err != nil {
@@ -60,7 +50,7 @@ func (p purges) PurgeOutbox(ctx context.Context, before time.Time) (int64, error
 }
 
 func TestPurgeDeletesWhatWasDeliveredAtOnceAndStopsWithItsContext(t *testing.T) {
-	st := open(t)
+	st := testenv.SQLite(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	o := Outbox{Store: st}

@@ -2,26 +2,15 @@ package rulequeue
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate/internal/testenv"
 )
-
-func open(t *testing.T) store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func TestQueueKeepsPendingRulesUnderTheirOwnPeer(t *testing.T) {
 	ctx := context.Background()
-	st := open(t)
+	st := testenv.SQLite(t)
 	q := Queue{Store: st}
 	at := time.Now()
 	if err := q.Enqueue(ctx, "42", []byte(`{"deploymentId":42}`)); err != nil {

@@ -1,0 +1,21 @@
+package testenv
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/slogate/slogate/store"
+)
+
+// SQLite opens a store on a fresh SQLite file under t's temporary
+// directory, closed when t ends.
+func SQLite(t testing.TB) store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "slogate.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
