@@ -11,13 +11,11 @@ import (
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/internal/alertlog"
-	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
 
-// storeOutbox is the outbox cmd/slogate wires between store.Store and
-// alerting.Outbox (internal/outbox), with a switch: killed makes every
+// storeOutbox is the store as the outbox cmd/slogate wires, with a switch: killed makes every
 // call fail, as if the process had died: nothing it would still write
 // reaches the store.
 type storeOutbox struct {
@@ -27,34 +25,32 @@ type storeOutbox struct {
 
 var errKilled = errors.New("process killed")
 
-func (o *storeOutbox) box() outbox.Outbox { return outbox.Outbox{Store: o.s} }
-
-func (o *storeOutbox) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]alerting.Message, error) {
+func (o *storeOutbox) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	if o.killed.Load() {
 		return nil, errKilled
 	}
-	return o.box().ClaimOutbox(ctx, peer, limit, lease, now)
+	return o.s.ClaimOutbox(ctx, peer, limit, lease, now)
 }
 
 func (o *storeOutbox) MarkDelivered(ctx context.Context, id int64) error {
 	if o.killed.Load() {
 		return errKilled
 	}
-	return o.box().MarkDelivered(ctx, id)
+	return o.s.MarkDelivered(ctx, id)
 }
 
 func (o *storeOutbox) MarkFailed(ctx context.Context, id int64, errMsg string, next time.Time) error {
 	if o.killed.Load() {
 		return errKilled
 	}
-	return o.box().MarkFailed(ctx, id, errMsg, next)
+	return o.s.MarkFailed(ctx, id, errMsg, next)
 }
 
-func (o *storeOutbox) Enqueue(ctx context.Context, msgs ...alerting.Message) error {
+func (o *storeOutbox) Enqueue(ctx context.Context, msgs ...slogate.OutboxMessage) error {
 	if o.killed.Load() {
 		return errKilled
 	}
-	return o.box().Enqueue(ctx, msgs...)
+	return o.s.Enqueue(ctx, msgs...)
 }
 
 // receiver is a peer that counts what it received, per deploy id; the

@@ -160,7 +160,7 @@ func newFakeStore() *fakeStore {
 	return &fakeStore{idem: map[string]idemEntry{}, decisions: map[string]slogate.DecisionRecord{}, overrides: map[string]store.Override{}}
 }
 
-func (s *fakeStore) CreateDeploy(_ context.Context, d slogate.Deploy, key string, _ ...store.OutboxMessage) (slogate.Deploy, bool, error) {
+func (s *fakeStore) CreateDeploy(_ context.Context, d slogate.Deploy, key string, _ ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// As the real store: CreatedBy is not part of the idempotency body.
@@ -249,7 +249,7 @@ func (s *fakeStore) ListDeploys(_ context.Context, f store.DeployFilter) ([]slog
 	return match[off:end], next, nil
 }
 
-func (s *fakeStore) FinishDeploy(_ context.Context, id, status string, at time.Time, _ ...store.OutboxMessage) (slogate.Deploy, error) {
+func (s *fakeStore) FinishDeploy(_ context.Context, id, status string, at time.Time, _ ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, d := range s.deploys {

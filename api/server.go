@@ -34,10 +34,10 @@ type Gate interface {
 
 // Store is the part of store.Store the API uses.
 type Store interface {
-	CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...store.OutboxMessage) (stored slogate.Deploy, created bool, err error)
+	CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (stored slogate.Deploy, created bool, err error)
 	GetDeploy(ctx context.Context, id string) (slogate.Deploy, error)
 	ListDeploys(ctx context.Context, f store.DeployFilter) ([]slogate.Deploy, string, error)
-	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (slogate.Deploy, error)
+	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error)
 	GetDecision(ctx context.Context, evaluationID string) (slogate.DecisionRecord, error)
 	CreateOverride(ctx context.Context, o store.Override) (store.Override, error)
 	RevokeOverride(ctx context.Context, id, by string) (store.Override, error)

@@ -100,7 +100,8 @@ func (r Request) wants(kind string) bool {
 	return len(r.Checks) == 0 || slices.Contains(r.Checks, kind)
 }
 
-// Deploys looks up recorded deploys (the store, through an adapter).
+// Deploys looks up recorded deploys (the store, through
+// internal/deploys.Lookup).
 type Deploys interface {
 	// Deploy returns the deploy with the id, or an error wrapping
 	// ErrUnknownDeploy.

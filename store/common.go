@@ -200,8 +200,8 @@ func prepareAudit(e AuditEntry, now time.Time) (AuditEntry, error) {
 	return e, nil
 }
 
-func prepareOutbox(msgs []OutboxMessage, now time.Time) ([]OutboxMessage, error) {
-	out := make([]OutboxMessage, 0, len(msgs))
+func prepareOutbox(msgs []slogate.OutboxMessage, now time.Time) ([]slogate.OutboxMessage, error) {
+	out := make([]slogate.OutboxMessage, 0, len(msgs))
 	for i, m := range msgs {
 		if m.Key == "" || m.Peer == "" {
 			return nil, fmt.Errorf("outbox message %d: key and peer are required: %w", i, ErrInvalid)

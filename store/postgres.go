@@ -156,7 +156,7 @@ func scanPGDeploy(sc pgx.Row, extra ...any) (slogate.Deploy, error) {
 	return d, nil
 }
 
-func (s *pgStore) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...OutboxMessage) (slogate.Deploy, bool, error) {
+func (s *pgStore) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	now := time.Now()
 	d, hash, err := prepareDeploy(d, now)
 	if err != nil {
@@ -257,7 +257,7 @@ func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]slogate.De
 	return out, next, nil
 }
 
-func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (slogate.Deploy, error) {
+func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	if !validFinalStatus(status) {
 		return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
 	}
@@ -323,7 +323,7 @@ func scanPGDecision(sc pgx.Row) (slogate.DecisionRecord, error) {
 	return d, nil
 }
 
-func (s *pgStore) SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...OutboxMessage) (slogate.DecisionRecord, error) {
+func (s *pgStore) SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...slogate.OutboxMessage) (slogate.DecisionRecord, error) {
 	now := time.Now()
 	d, err := prepareDecision(d, now)
 	if err != nil {
@@ -506,7 +506,7 @@ func (s *pgStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, s
 	return out, next, nil
 }
 
-func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
+func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []slogate.OutboxMessage) error {
 	for _, m := range msgs {
 		if m.Supersedes && m.OrderKey != "" {
 			if _, err := tx.Exec(ctx, `UPDATE outbox SET abandoned_at = $5, last_error = $6, next_attempt_at = $7
@@ -525,7 +525,7 @@ func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 	return nil
 }
 
-func (s *pgStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
+func (s *pgStore) Enqueue(ctx context.Context, outbox ...slogate.OutboxMessage) error {
 	msgs, err := prepareOutbox(outbox, time.Now())
 	if err != nil {
 		return err
@@ -538,11 +538,11 @@ func (s *pgStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
 
 const pgOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error, order_key, enqueued_at"
 
-func scanPGOutbox(sc pgx.Row) (OutboxMessage, error) {
-	var m OutboxMessage
+func scanPGOutbox(sc pgx.Row) (slogate.OutboxMessage, error) {
+	var m slogate.OutboxMessage
 	var attempts int32
 	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &attempts, &m.NextAttemptAt, &m.CreatedAt, &m.DeliveredAt, &m.LastError, &m.OrderKey, &m.EnqueuedAt); err != nil {
-		return OutboxMessage{}, err
+		return slogate.OutboxMessage{}, err
 	}
 	m.EnqueuedAt = m.EnqueuedAt.UTC()
 	if m.Payload == nil {
@@ -557,7 +557,7 @@ func scanPGOutbox(sc pgx.Row) (OutboxMessage, error) {
 // claiming at the same moment skips them instead of waiting, and sets their
 // lease in the same statement, so once it commits no one else sees them as
 // due until the lease ends.
-func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error) {
+func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("store: claim outbox: limit and lease must be positive: %w", ErrInvalid)
 	}
@@ -578,7 +578,7 @@ func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease
 	if err != nil {
 		return nil, fmt.Errorf("store: claim outbox: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) { return scanPGOutbox(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (slogate.OutboxMessage, error) { return scanPGOutbox(r) })
 	if err != nil {
 		return nil, fmt.Errorf("store: claim outbox: %w", err)
 	}

@@ -370,7 +370,7 @@ func scanSQLiteDeploy(sc scanner, extra ...any) (slogate.Deploy, error) {
 	return d, nil
 }
 
-func (s *sqliteStore) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...OutboxMessage) (slogate.Deploy, bool, error) {
+func (s *sqliteStore) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	now := time.Now()
 	d, hash, err := prepareDeploy(d, now)
 	if err != nil {
@@ -456,7 +456,7 @@ func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]slogat
 	return out, next, nil
 }
 
-func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (slogate.Deploy, error) {
+func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	if !validFinalStatus(status) {
 		return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
 	}
@@ -528,7 +528,7 @@ func scanSQLiteDecision(sc scanner) (slogate.DecisionRecord, error) {
 	return d, nil
 }
 
-func (s *sqliteStore) SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...OutboxMessage) (slogate.DecisionRecord, error) {
+func (s *sqliteStore) SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...slogate.OutboxMessage) (slogate.DecisionRecord, error) {
 	now := time.Now()
 	d, err := prepareDecision(d, now)
 	if err != nil {
@@ -719,7 +719,7 @@ func (s *sqliteStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntr
 	return out, next, nil
 }
 
-func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []OutboxMessage) error {
+func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []slogate.OutboxMessage) error {
 	for _, m := range msgs {
 		if m.Supersedes && m.OrderKey != "" {
 			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET abandoned_at = ?, last_error = ?, next_attempt_at = ?
@@ -738,7 +738,7 @@ func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []OutboxMessage) error 
 	return nil
 }
 
-func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
+func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...slogate.OutboxMessage) error {
 	msgs, err := prepareOutbox(outbox, time.Now())
 	if err != nil {
 		return err
@@ -751,12 +751,12 @@ func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) erro
 
 const sqliteOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error, order_key, enqueued_at"
 
-func scanSQLiteOutbox(sc scanner) (OutboxMessage, error) {
-	var m OutboxMessage
+func scanSQLiteOutbox(sc scanner) (slogate.OutboxMessage, error) {
+	var m slogate.OutboxMessage
 	var next, created, enqueued int64
 	var delivered sql.NullInt64
 	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &m.Attempts, &next, &created, &delivered, &m.LastError, &m.OrderKey, &enqueued); err != nil {
-		return OutboxMessage{}, err
+		return slogate.OutboxMessage{}, err
 	}
 	m.EnqueuedAt = fromUS(enqueued)
 	if m.Payload == nil {
@@ -766,7 +766,7 @@ func scanSQLiteOutbox(sc scanner) (OutboxMessage, error) {
 	return m, nil
 }
 
-func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error) {
+func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("store: claim outbox: limit and lease must be positive: %w", ErrInvalid)
 	}
@@ -782,7 +782,7 @@ func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, l
 	w.add(fmt.Sprintf(outboxHeadSQL, "outbox"))
 	q := "UPDATE outbox SET lease_until = " + leaseUntil + ", attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox" +
 		w.String() + " ORDER BY next_attempt_at, id LIMIT " + w.arg(limit) + ") RETURNING " + sqliteOutboxCols
-	var out []OutboxMessage
+	var out []slogate.OutboxMessage
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, q, w.args...)
@@ -806,7 +806,7 @@ func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, l
 	return out, nil
 }
 
-func sortOutbox(ms []OutboxMessage) {
+func sortOutbox(ms []slogate.OutboxMessage) {
 	sort.Slice(ms, func(i, j int) bool {
 		if !ms[i].NextAttemptAt.Equal(ms[j].NextAttemptAt) {
 			return ms[i].NextAttemptAt.Before(ms[j].NextAttemptAt)

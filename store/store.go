@@ -98,33 +98,6 @@ type AuditFilter struct {
 	Cursor  string
 }
 
-// OutboxMessage is a notification to deliver to a peer, durably: it is
-// enqueued in the transaction of the event that causes it and stays until
-// it is marked delivered.
-type OutboxMessage struct {
-	ID            int64
-	Key           string // unique: a second message with the same key is ignored
-	Peer          string // e.g. "grafana", "pagerduty"
-	Payload       []byte
-	Attempts      int       // claims so far, the current one included
-	NextAttemptAt time.Time // defaults to CreatedAt
-	CreatedAt     time.Time // defaults to now
-	DeliveredAt   *time.Time
-	LastError     string
-	// OrderKey, when set, orders the messages of one peer that share it
-	// (one alert: a trigger and its resolve): only the oldest undelivered
-	// one (by CreatedAt, then ID) is claimed, so they are delivered one at
-	// a time in the order their events happened.
-	OrderKey string
-	// Supersedes, on enqueue, gives up every older undelivered message of
-	// the same peer and OrderKey that is not claimed (a resolve makes an
-	// undelivered trigger moot). Not stored.
-	Supersedes bool
-	// EnqueuedAt is when the message was queued, set by the store; a
-	// message's maximum age counts from it.
-	EnqueuedAt time.Time
-}
-
 // OutboxStats summarises the outbox at the time of the call.
 type OutboxStats struct {
 	Pending       int64      // not delivered (leased and retrying ones included)
@@ -146,7 +119,7 @@ type Store interface {
 	// but ID, CreatedAt and CreatedBy, as given (a zero StartedAt, which
 	// defaults to CreatedAt, compares equal to another zero StartedAt). A
 	// zero CreatedAt is now; a given one is kept.
-	CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...OutboxMessage) (stored slogate.Deploy, created bool, err error)
+	CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (stored slogate.Deploy, created bool, err error)
 	GetDeploy(ctx context.Context, id string) (slogate.Deploy, error)
 	// ListDeploys returns one page, newest first, and the cursor of the
 	// next page ("" after the last).
@@ -154,7 +127,7 @@ type Store interface {
 	// FinishDeploy records the final status and, in the same transaction,
 	// the outbox messages. Finishing again with the same status returns
 	// the deploy as it is and enqueues nothing; with another, ErrConflict.
-	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (slogate.Deploy, error)
+	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error)
 	// LatestDeploy is the newest deploy of service in env started strictly
 	// before the given time, or ErrNotFound.
 	LatestDeploy(ctx context.Context, service, env string, before time.Time) (slogate.Deploy, error)
@@ -162,7 +135,7 @@ type Store interface {
 	// SaveDecision stores d and the outbox messages in one transaction.
 	// Saving the same evaluation id again with the same body is a no-op;
 	// with another body, ErrConflict.
-	SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...OutboxMessage) (slogate.DecisionRecord, error)
+	SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...slogate.OutboxMessage) (slogate.DecisionRecord, error)
 	GetDecision(ctx context.Context, evaluationID string) (slogate.DecisionRecord, error)
 	ListDecisions(ctx context.Context, f DecisionFilter) ([]slogate.DecisionRecord, string, error)
 
@@ -182,7 +155,7 @@ type Store interface {
 	// peer) until now+lease, oldest due first, and counts the attempt. A
 	// leased message is claimed by no one else until its lease ends, also
 	// by another replica.
-	ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error)
+	ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error)
 	// MarkDelivered ends a message (ErrNotFound if unknown; again is a no-op).
 	MarkDelivered(ctx context.Context, id int64) error
 	// MarkFailed releases the lease, records the error and when to try
@@ -195,7 +168,7 @@ type Store interface {
 	Abandon(ctx context.Context, id int64, errMsg string) error
 	// Enqueue adds outbox messages on their own, for events that are not
 	// a deploy or a decision (a duplicate key is ignored).
-	Enqueue(ctx context.Context, outbox ...OutboxMessage) error
+	Enqueue(ctx context.Context, outbox ...slogate.OutboxMessage) error
 	// PurgeOutbox deletes the messages delivered, or abandoned, before the
 	// given time.
 	PurgeOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error)

@@ -191,7 +191,7 @@ func durabilityChild(dsn string) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				d, _, err := s.CreateDeploy(ctx, slogate.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("w%d-%d", w, i)},
-					fmt.Sprintf("w%d-%d", w, i), store.OutboxMessage{Key: fmt.Sprintf("w%d-%d", w, i), Peer: "grafana"})
+					fmt.Sprintf("w%d-%d", w, i), slogate.OutboxMessage{Key: fmt.Sprintf("w%d-%d", w, i), Peer: "grafana"})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "child:", err)
 					os.Exit(3)
@@ -279,7 +279,7 @@ func TestSQLiteGroupCommitIsolatesFailures(t *testing.T) {
 			if i%3 == 0 {
 				d.ID = "dep_taken" // refused: the id exists
 			}
-			_, _, errs[i] = s.CreateDeploy(ctx, d, "", store.OutboxMessage{Key: fmt.Sprintf("k%d", i), Peer: "grafana"})
+			_, _, errs[i] = s.CreateDeploy(ctx, d, "", slogate.OutboxMessage{Key: fmt.Sprintf("k%d", i), Peer: "grafana"})
 		})
 	}
 	wg.Wait()

@@ -31,7 +31,7 @@ type Item struct {
 }
 
 // Queue keeps pending rules durably (the store's outbox, under its own
-// peer name, through an adapter written where both are known). A key is
+// peer name: internal/rulequeue). A key is
 // enqueued once: a second Enqueue of it is ignored.
 type Queue interface {
 	Enqueue(ctx context.Context, key string, payload []byte) error

@@ -460,12 +460,12 @@ type memOutbox struct {
 }
 
 type memMsg struct {
-	alerting.Message
+	slogate.OutboxMessage
 	next, leased time.Time
 	done         bool
 }
 
-func (o *memOutbox) Enqueue(_ context.Context, msgs ...alerting.Message) error {
+func (o *memOutbox) Enqueue(_ context.Context, msgs ...slogate.OutboxMessage) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 outer:
@@ -476,20 +476,20 @@ outer:
 			}
 		}
 		m.ID, m.CreatedAt = int64(len(o.msgs)+1), time.Now()
-		o.msgs = append(o.msgs, &memMsg{Message: m})
+		o.msgs = append(o.msgs, &memMsg{OutboxMessage: m})
 	}
 	return nil
 }
 
-func (o *memOutbox) ClaimOutbox(_ context.Context, peer string, limit int, lease time.Duration, at time.Time) ([]alerting.Message, error) {
+func (o *memOutbox) ClaimOutbox(_ context.Context, peer string, limit int, lease time.Duration, at time.Time) ([]slogate.OutboxMessage, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []alerting.Message
+	var out []slogate.OutboxMessage
 	for _, m := range o.msgs {
 		if len(out) < limit && !m.done && m.Peer == peer && !m.next.After(at) && !m.leased.After(at) {
 			m.Attempts++
 			m.leased = at.Add(lease)
-			out = append(out, m.Message)
+			out = append(out, m.OutboxMessage)
 		}
 	}
 	return out, nil

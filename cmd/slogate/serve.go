@@ -286,7 +286,7 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		names[i] = n.Peer()
 	}
 	d, err := alerting.NewDispatcher(alerting.DispatcherConfig{
-		Outbox: outbox.Outbox{Store: st}, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
+		Outbox: st, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
 		MaxAge: s.cfg.Notify.Outbox.MaxAge.Duration,
 	})
 	if err != nil {

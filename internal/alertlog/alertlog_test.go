@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate/store/storetest"
 )
 
 func TestTheAlertRecordGivesThePageBurnsTheTrackerSaved(t *testing.T) {
 	ctx := context.Background()
-	st := testenv.SQLite(t)
+	st := storetest.SQLite(t)
 	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
 	// What States.Save writes, at the instants the tracker saw.
@@ -81,7 +81,7 @@ func TestStates(t *testing.T) {
 	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 
 	t.Run("the newest saved state of each alert is loaded", func(t *testing.T) {
-		st := testenv.SQLite(t)
+		st := storetest.SQLite(t)
 		s := States{Store: st}
 		for _, x := range []struct {
 			key string
@@ -108,7 +108,7 @@ func TestStates(t *testing.T) {
 		}
 	})
 	t.Run("a state that does not decode is an error naming the alert", func(t *testing.T) {
-		st := testenv.SQLite(t)
+		st := storetest.SQLite(t)
 		if err := st.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: ActionAlertState, Subject: "x/page", Detail: "{"}); err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/deploys"
-	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/store"
 )
 
@@ -69,7 +68,7 @@ func (r *Recorder) Record(ctx context.Context, a gate.Answer) error {
 		return r.store.Audit(ctx, store.AuditEntry{At: a.EvaluatedAt, Actor: "gate", Action: ActionBacktest,
 			Subject: a.EvaluationID, Detail: string(body)})
 	}
-	var msgs []store.OutboxMessage
+	var msgs []slogate.OutboxMessage
 	if r.notifier != nil && a.Decision != slogate.Fault {
 		// A source fault is no decision: nothing to notify.
 		msgs = r.outbox(ctx, a)
@@ -88,7 +87,7 @@ func (r *Recorder) Record(ctx context.Context, a gate.Answer) error {
 // outbox builds the notifications of an answer, with the deploy it is
 // about when the store knows it (its pipeline link, commit). An answer
 // whose notifications cannot be built is recorded without them, and said.
-func (r *Recorder) outbox(ctx context.Context, a gate.Answer) []store.OutboxMessage {
+func (r *Recorder) outbox(ctx context.Context, a gate.Answer) []slogate.OutboxMessage {
 	e := alerting.Event{Kind: alerting.KindDecision, At: a.EvaluatedAt, Decision: &a}
 	if a.DeployID != "" {
 		if dep, err := r.store.GetDeploy(ctx, a.DeployID); err == nil {
@@ -103,7 +102,7 @@ func (r *Recorder) outbox(ctx context.Context, a gate.Answer) []store.OutboxMess
 		r.logger.Error("notifications of a gate answer", "evaluation_id", a.EvaluationID, "err", err)
 		return nil
 	}
-	return outbox.Messages(msgs)
+	return msgs
 }
 
 // Overrides is the gate's view of the break-glass overrides in force

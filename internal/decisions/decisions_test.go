@@ -10,8 +10,8 @@ import (
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
-	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate/store/storetest"
 )
 
 // notifier is a fake of the dispatcher: one message per event, keyed by
@@ -21,7 +21,7 @@ type notifier struct {
 	fail  error
 }
 
-func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
+func (n *notifier) Messages(e alerting.Event) ([]slogate.OutboxMessage, error) {
 	if n.fail != nil {
 		return nil, n.fail
 	}
@@ -29,7 +29,7 @@ func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []alerting.Message{{Key: "fake/" + e.Decision.EvaluationID, Peer: "fake", Payload: b, CreatedAt: e.At}}, nil
+	return []slogate.OutboxMessage{{Key: "fake/" + e.Decision.EvaluationID, Peer: "fake", Payload: b, CreatedAt: e.At}}, nil
 }
 
 func (n *notifier) Wake() { n.woken++ }
@@ -42,7 +42,7 @@ func answer(id string, d slogate.Decision) gate.Answer {
 }
 
 // pending is what the outbox holds for delivery.
-func pending(t *testing.T, st store.Store) []store.OutboxMessage {
+func pending(t *testing.T, st store.Store) []slogate.OutboxMessage {
 	t.Helper()
 	msgs, err := st.ClaimOutbox(context.Background(), "", 10, time.Minute, now.Add(time.Hour))
 	if err != nil {
@@ -55,7 +55,7 @@ func TestRecorder(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("a decision about a deploy is stored with its notification, which carries the deploy and its pipeline", func(t *testing.T) {
-		st, n := testenv.SQLite(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		dep, _, err := st.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2",
 			PipelineURL: "https://ci.example/run/42"}, "")
 		if err != nil {
@@ -89,7 +89,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("a source fault is stored and notified to no one", func(t *testing.T) {
-		st, n := testenv.SQLite(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n})
 		if err := r.Record(ctx, answer("ev_2", slogate.Fault)); err != nil {
 			t.Fatal(err)
@@ -102,7 +102,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("an answer asked for an instant is audited as a backtest, never stored as a decision nor notified", func(t *testing.T) {
-		st, n := testenv.SQLite(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n})
 		a := answer("ev_3", slogate.Promote)
 		at := now.Add(-time.Hour)
@@ -122,7 +122,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("an answer whose notifications cannot be built is stored without them", func(t *testing.T) {
-		st, n := testenv.SQLite(t), &notifier{fail: errors.New("no template")}
+		st, n := storetest.SQLite(t), &notifier{fail: errors.New("no template")}
 		r, _ := New(Config{Store: st, Notifier: n})
 		if err := r.Record(ctx, answer("ev_4", slogate.Wait)); err != nil {
 			t.Fatal(err)
@@ -135,7 +135,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("without a notifier answers are stored only", func(t *testing.T) {
-		st := testenv.SQLite(t)
+		st := storetest.SQLite(t)
 		r, _ := New(Config{Store: st})
 		if err := r.Record(ctx, answer("ev_5", slogate.Halt)); err != nil {
 			t.Fatal(err)
@@ -153,7 +153,7 @@ func TestRecorder(t *testing.T) {
 
 func TestOverrides(t *testing.T) {
 	ctx := context.Background()
-	st := testenv.SQLite(t)
+	st := storetest.SQLite(t)
 	o, err := st.CreateOverride(ctx, store.Override{Service: "checkout", Environment: "production", Reason: "incident 42",
 		CreatedBy: "alice", CreatedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)})
 	if err != nil {

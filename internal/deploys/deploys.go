@@ -20,14 +20,13 @@ import (
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/store"
 )
 
 // Notifier turns an event into the outbox messages of every configured
 // peer and wakes their delivery. *alerting.Dispatcher satisfies it.
 type Notifier interface {
-	Messages(e alerting.Event) ([]alerting.Message, error)
+	Messages(e alerting.Event) ([]slogate.OutboxMessage, error)
 	Wake()
 }
 
@@ -69,7 +68,7 @@ func New(cfg Config) (*Recorder, error) {
 // With an idempotency key, a second call with the same key and the same d
 // stores and enqueues nothing and returns the first deploy with
 // created=false; another d is store.ErrIdempotencyConflict.
-func (r *Recorder) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...store.OutboxMessage) (slogate.Deploy, bool, error) {
+func (r *Recorder) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	if r.notifier == nil {
 		return r.Store.CreateDeploy(ctx, d, idempotencyKey, outbox...)
 	}
@@ -103,7 +102,7 @@ func (r *Recorder) CreateDeploy(ctx context.Context, d slogate.Deploy, idempoten
 // in one transaction, then wakes the delivery. Finishing again with the
 // same status returns the deploy and enqueues nothing; with another
 // status it is store.ErrConflict.
-func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (slogate.Deploy, error) {
+func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	if finishedAt.IsZero() {
 		finishedAt = r.clock()
 	}
@@ -127,10 +126,10 @@ func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finished
 	return out, err
 }
 
-func (r *Recorder) messages(e alerting.Event) ([]store.OutboxMessage, error) {
+func (r *Recorder) messages(e alerting.Event) ([]slogate.OutboxMessage, error) {
 	msgs, err := r.notifier.Messages(e)
 	if err != nil {
 		return nil, fmt.Errorf("deploys: notifications of %s: %w", e.Kind, err)
 	}
-	return outbox.Messages(msgs), nil
+	return msgs, nil
 }

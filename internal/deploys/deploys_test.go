@@ -10,8 +10,8 @@ import (
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate/store/storetest"
 )
 
 // notifier is a fake of the dispatcher: one message per event, keyed by
@@ -21,7 +21,7 @@ type notifier struct {
 	fail  error
 }
 
-func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
+func (n *notifier) Messages(e alerting.Event) ([]slogate.OutboxMessage, error) {
 	if n.fail != nil {
 		return nil, n.fail
 	}
@@ -29,7 +29,7 @@ func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []alerting.Message{{Key: "fake/" + string(e.Kind) + "/" + e.Deploy.ID, Peer: "fake", Payload: b, CreatedAt: e.At}}, nil
+	return []slogate.OutboxMessage{{Key: "fake/" + string(e.Kind) + "/" + e.Deploy.ID, Peer: "fake", Payload: b, CreatedAt: e.At}}, nil
 }
 
 func (n *notifier) Wake() { n.woken.Add(1) }
@@ -41,7 +41,7 @@ func TestRecorder(t *testing.T) {
 	sent := slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2"}
 
 	t.Run("a retry with the key and the body stores and notifies once, with the start it stored", func(t *testing.T) {
-		st, n := testenv.SQLite(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		clock := now
 		r, err := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return clock }})
 		if err != nil {
@@ -69,7 +69,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("finishing stores the status with its notification", func(t *testing.T) {
-		st, n := testenv.SQLite(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return now }})
 		d, _, err := r.CreateDeploy(ctx, sent, "")
 		if err != nil {
@@ -84,7 +84,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("notifications that cannot be built store nothing", func(t *testing.T) {
-		st := testenv.SQLite(t)
+		st := storetest.SQLite(t)
 		r, _ := New(Config{Store: st, Notifier: &notifier{fail: errors.New("encode")}})
 		if _, _, err := r.CreateDeploy(ctx, sent, "key-1"); err == nil {
 			t.Fatal("stored without its notifications")
@@ -94,7 +94,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("without a notifier it is the store", func(t *testing.T) {
-		st := testenv.SQLite(t)
+		st := storetest.SQLite(t)
 		r, _ := New(Config{Store: st})
 		if _, created, err := r.CreateDeploy(ctx, sent, "key-1"); err != nil || !created {
 			t.Fatalf("%v %v", created, err)

@@ -8,12 +8,12 @@ import (
 
 	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
-	"github.com/slogate/slogate/internal/testenv"
+	"github.com/slogate/slogate/store/storetest"
 )
 
 func TestLookup(t *testing.T) {
 	ctx := context.Background()
-	st := testenv.SQLite(t)
+	st := storetest.SQLite(t)
 	record := func(version, status string, started time.Time) slogate.Deploy {
 		t.Helper()
 		d, _, err := st.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: version, StartedAt: started}, "")

@@ -29,8 +29,8 @@ var allowed = map[string][]string{
 	"store/...":    {root, "slo", "store/..."},
 	"alerting/...": {root, "slo", "gate", "alerting/..."},
 	"api":          {root, "slo", "gate", "gate/dora", "store"},
-	// The store's outbox as alerting sees it.
-	"internal/outbox": {root, "slo", "gate", "store/...", "alerting"},
+	// The purge of the store's outbox.
+	"internal/outbox": {root, "slo", "store/..."},
 	// The GitHub App's pending protection rules in the store's outbox.
 	"internal/rulequeue": {root, "slo", "gate", "store/...", "alerting", "alerting/githubapp"},
 	// The alert tracker's record in the audit log, which the DORA keys
@@ -39,14 +39,14 @@ var allowed = map[string][]string{
 	// The use case of recording deploys with their notifications, and the
 	// gate's view of the recorded deploys: the store and alerting's event
 	// types, no concrete notifier.
-	"internal/deploys": {root, "slo", "gate", "store/...", "alerting", "internal/outbox"},
+	"internal/deploys": {root, "slo", "gate", "store/...", "alerting"},
 	// The DORA keys as gauges on /metrics.
 	"internal/dorametrics": {root, "slo", "gate/dora", "store/..."},
 	// The replay of the gate over recorded deploys (slogate backtest).
 	"internal/backtest": {root, "slo", "gate", "store/..."},
 	// The use case of recording gate answers with their notifications, and
 	// the gate's view of the overrides.
-	"internal/decisions": {root, "slo", "gate", "store/...", "alerting", "internal/outbox", "internal/deploys"},
+	"internal/decisions": {root, "slo", "gate", "store/...", "alerting", "internal/deploys"},
 }
 
 // rel is an import path relative to the module (root for the module's own

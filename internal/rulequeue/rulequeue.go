@@ -7,6 +7,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting/githubapp"
 	"github.com/slogate/slogate/store"
 )
@@ -23,7 +24,7 @@ var _ githubapp.Queue = Queue{}
 
 // Enqueue adds a pending rule; a key already queued is ignored.
 func (q Queue) Enqueue(ctx context.Context, key string, payload []byte) error {
-	return q.Store.Enqueue(ctx, store.OutboxMessage{Key: Peer + "/" + key, Peer: Peer, Payload: payload})
+	return q.Store.Enqueue(ctx, slogate.OutboxMessage{Key: Peer + "/" + key, Peer: Peer, Payload: payload})
 }
 
 // Claim leases up to limit due rules.

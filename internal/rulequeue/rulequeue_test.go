@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slogate/slogate/internal/testenv"
+	"github.com/slogate/slogate/store/storetest"
 )
 
 func TestQueueKeepsPendingRulesUnderTheirOwnPeer(t *testing.T) {
 	ctx := context.Background()
-	st := testenv.SQLite(t)
+	st := storetest.SQLite(t)
 	q := Queue{Store: st}
 	at := time.Now()
 	if err := q.Enqueue(ctx, "42", []byte(`{"deploymentId":42}`)); err != nil {

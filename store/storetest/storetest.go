@@ -790,11 +790,11 @@ func testAudit(t *testing.T, open Opener) {
 	})
 }
 
-func msg(key, peer string) store.OutboxMessage {
-	return store.OutboxMessage{Key: key, Peer: peer, Payload: []byte(`{"key":"` + key + `"}`)}
+func msg(key, peer string) slogate.OutboxMessage {
+	return slogate.OutboxMessage{Key: key, Peer: peer, Payload: []byte(`{"key":"` + key + `"}`)}
 }
 
-func claimAll(t *testing.T, s store.Store, peer string, now time.Time) []store.OutboxMessage {
+func claimAll(t *testing.T, s store.Store, peer string, now time.Time) []slogate.OutboxMessage {
 	t.Helper()
 	ms, err := s.ClaimOutbox(ctxT(t), peer, 1000, time.Minute, now)
 	if err != nil {
@@ -803,7 +803,7 @@ func claimAll(t *testing.T, s store.Store, peer string, now time.Time) []store.O
 	return ms
 }
 
-func keys(ms []store.OutboxMessage) []string {
+func keys(ms []slogate.OutboxMessage) []string {
 	out := []string{}
 	for _, m := range ms {
 		out = append(out, m.Key)
@@ -921,7 +921,7 @@ func testOutbox(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 		lease := 30 * time.Second
-		claim := func(at time.Time) []store.OutboxMessage {
+		claim := func(at time.Time) []slogate.OutboxMessage {
 			t.Helper()
 			ms, err := s.ClaimOutbox(ctx, "pagerduty", 10, lease, at)
 			if err != nil {
@@ -1044,7 +1044,7 @@ func testOutbox(t *testing.T, open Opener) {
 	t.Run("two concurrent claimers on two instances never get the same message", func(t *testing.T) {
 		a, b, ctx := open(t), open(t), ctxT(t)
 		const n = 120
-		batch := make([]store.OutboxMessage, 0, n)
+		batch := make([]slogate.OutboxMessage, 0, n)
 		for i := range n {
 			batch = append(batch, msg(fmt.Sprintf("c%03d", i), "grafana"))
 		}

@@ -1,4 +1,4 @@
-package testenv
+package storetest
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 )
 
 // SQLite opens a store on a fresh SQLite file under t's temporary
-// directory, closed when t ends.
+// directory, closed when t ends: the store of a use case's tests.
 func SQLite(t testing.TB) store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "slogate.db"), nil)
