@@ -58,6 +58,14 @@ func rel(importPath string) (string, bool) {
 	return strings.CutPrefix(importPath, module+"/")
 }
 
+// name is how a message names a package of ours.
+func name(pkg string) string {
+	if pkg == root {
+		return "slogate (the module root)"
+	}
+	return pkg
+}
+
 func matches(pattern, pkg string) bool {
 	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
 		return pkg == p || strings.HasPrefix(pkg, p+"/")
@@ -95,7 +103,7 @@ func TestPackagesImportOnlyWhatTheLayoutAllows(t *testing.T) {
 						ok = ok || matches(m, dep)
 					}
 					if !ok {
-						t.Errorf("%s depends on %s, which the layout does not allow (DESIGN.md, Layout)", self, dep)
+						t.Errorf("%s depends on %s, which the layout does not allow (DESIGN.md, Layout)", name(self), name(dep))
 					}
 				}
 			}
