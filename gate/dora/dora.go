@@ -316,29 +316,35 @@ func classify(h []slogate.Deploy, i int, burns []Burn, attribution time.Duration
 // and environment, each history in the order they started (then by id).
 // A deploy that finished after at is running at at.
 func Histories(deploys []slogate.Deploy, at time.Time) [][]slogate.Deploy {
-	byKey := map[[2]string][]slogate.Deploy{}
-	var keys [][2]string
-	for _, d := range deploys {
-		if d.StartedAt.After(at) {
-			continue
+	// Sorted through indices, so that each deploy (a large value) is
+	// copied once; the histories share one array, each capped at its end.
+	idx := make([]int, 0, len(deploys))
+	for i := range deploys {
+		if !deploys[i].StartedAt.After(at) {
+			idx = append(idx, i)
 		}
+	}
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &deploys[i], &deploys[j]
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Environment, b.Environment),
+			a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
+	})
+	all := make([]slogate.Deploy, len(idx))
+	out := make([][]slogate.Deploy, 0, 1)
+	start := 0
+	for n, i := range idx {
+		d := deploys[i]
 		if f := finishedAt(d); !f.IsZero() && f.After(at) {
 			d.FinishedAt, d.Status = nil, slogate.StatusRunning
 		}
-		k := [2]string{d.Service, d.Environment}
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
+		all[n] = d
+		if n > 0 && (d.Service != all[n-1].Service || d.Environment != all[n-1].Environment) {
+			out = append(out, all[start:n:n])
+			start = n
 		}
-		byKey[k] = append(byKey[k], d)
 	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
-	out := make([][]slogate.Deploy, 0, len(keys))
-	for _, k := range keys {
-		h := byKey[k]
-		slices.SortFunc(h, func(a, b slogate.Deploy) int {
-			return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
-		})
-		out = append(out, h)
+	if len(all) > 0 {
+		out = append(out, all[start:])
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package dora
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -404,3 +405,48 @@ func TestPercentile(t *testing.T) {
 }
 
 func timePtr(t time.Time) *time.Time { return &t }
+
+func TestHistories(t *testing.T) {
+	in := func(svc, env string, d slogate.Deploy) slogate.Deploy { d.Service, d.Environment = svc, env; return d }
+	deploys := []slogate.Deploy{
+		in("shop", "production", named(dep(at(1, "12:00"), 5, slogate.StatusSucceeded), "s2")),
+		in("checkout", "staging", named(dep(at(1, "11:00"), 5, slogate.StatusSucceeded), "c3")),
+		in("checkout", "production", named(dep(at(1, "10:00"), 5, slogate.StatusSucceeded), "c2")),
+		in("checkout", "production", named(dep(at(1, "10:00"), 5, slogate.StatusSucceeded), "c1")),
+		in("shop", "production", named(dep(at(1, "09:00"), 5, slogate.StatusFailed), "s1")),
+		in("checkout", "production", named(dep(at(1, "09:58"), 5, slogate.StatusFailed), "c0")), // finishes 10:03
+		in("shop", "production", named(dep(at(1, "13:00"), 5, slogate.StatusSucceeded), "s3")),  // not started at 12:30
+	}
+	instant, at1001 := at(1, "12:30"), at(1, "10:01")
+	got := Histories(deploys, instant)
+	var names []string
+	for _, h := range got {
+		var ids []string
+		for _, d := range h {
+			ids = append(ids, d.ID)
+		}
+		names = append(names, h[0].Service+"/"+h[0].Environment+": "+strings.Join(ids, " "))
+	}
+	want := []string{"checkout/production: c0 c1 c2", "checkout/staging: c3", "shop/production: s1 s2"}
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Errorf("histories = %q, want %q (by service and environment, then start and id; none started after the instant)", names, want)
+	}
+	t.Run("a deploy that finished after the instant is running at it", func(t *testing.T) {
+		h := Histories(deploys, at1001)[0]
+		if h[0].ID != "c0" || h[0].Status != slogate.StatusRunning || h[0].FinishedAt != nil {
+			t.Errorf("c0 at 10:01 = %+v, want running", h[0])
+		}
+		if deploys[5].Status != slogate.StatusFailed || deploys[5].FinishedAt == nil {
+			t.Errorf("the input changed: %+v", deploys[5])
+		}
+	})
+	t.Run("appending to a history leaves the next one alone", func(t *testing.T) {
+		_ = append(got[0], slogate.Deploy{ID: "x"})
+		if got[1][0].ID != "c3" {
+			t.Errorf("the next history starts with %s, want c3", got[1][0].ID)
+		}
+	})
+	if h := Histories(nil, instant); h == nil || len(h) != 0 {
+		t.Errorf("no deploys: %#v, want an empty list", h)
+	}
+}
