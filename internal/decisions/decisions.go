@@ -91,7 +91,7 @@ func (r *Recorder) outbox(ctx context.Context, a gate.Answer) []slogate.OutboxMe
 	e := alerting.Event{Kind: alerting.KindDecision, At: a.EvaluatedAt, Decision: &a}
 	if a.DeployID != "" {
 		if dep, err := r.store.GetDeploy(ctx, a.DeployID); err == nil {
-			e.DecisionDeploy = &dep
+			e.DecisionDeploy = deploys.InEvent(dep)
 			if dep.PipelineURL != "" {
 				e.Links = append(e.Links, alerting.Link{Href: dep.PipelineURL, Text: "pipeline"})
 			}

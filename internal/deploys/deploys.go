@@ -86,7 +86,7 @@ func (r *Recorder) CreateDeploy(ctx context.Context, d slogate.Deploy, idempoten
 	if announced.Status == "" {
 		announced.Status = slogate.StatusRunning
 	}
-	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployStarted, At: announced.StartedAt, Deploy: &announced})
+	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployStarted, At: announced.StartedAt, Deploy: InEvent(announced)})
 	if err != nil {
 		return slogate.Deploy{}, false, err
 	}
@@ -115,7 +115,7 @@ func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finished
 	}
 	finishedAt = store.UTC(finishedAt)
 	d.Status, d.FinishedAt = status, &finishedAt
-	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployFinished, At: finishedAt, Deploy: &d})
+	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployFinished, At: finishedAt, Deploy: InEvent(d)})
 	if err != nil {
 		return slogate.Deploy{}, err
 	}
@@ -132,4 +132,12 @@ func (r *Recorder) messages(e alerting.Event) ([]slogate.OutboxMessage, error) {
 		return nil, fmt.Errorf("deploys: notifications of %s: %w", e.Kind, err)
 	}
 	return msgs, nil
+}
+
+// InEvent is d as a notification carries it through the outbox: without
+// its commit list (up to a thousand from GitHub's compare API), which no
+// notifier shows and every outbox message would store again.
+func InEvent(d slogate.Deploy) *slogate.Deploy {
+	d.Commits = nil
+	return &d
 }

@@ -107,3 +107,39 @@ func TestRecorder(t *testing.T) {
 		t.Error("New without a store")
 	}
 }
+
+func TestNotificationsCarryTheDeployWithoutItsCommitList(t *testing.T) {
+	ctx := context.Background()
+	st, n := storetest.SQLite(t), &notifier{}
+	r, err := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2", Commit: "abc", CreatedBy: "ci",
+		Commits: []slogate.Commit{{SHA: "abc", Time: now.Add(-time.Hour)}, {SHA: "def", Time: now.Add(-2 * time.Hour)}}}
+	d, _, err := r.CreateDeploy(ctx, sent, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := st.GetDeploy(ctx, d.ID); err != nil || len(stored.Commits) != 2 {
+		t.Fatalf("stored %+v (%v), want its two commits", stored, err)
+	}
+	msgs, err := st.ClaimOutbox(ctx, "", 10, time.Minute, now.Add(time.Hour))
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("%d messages (%v), want the start and the finish", len(msgs), err)
+	}
+	for _, m := range msgs {
+		var e struct {
+			Deploy map[string]any `json:"deploy"`
+		}
+		if err := json.Unmarshal(m.Payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := e.Deploy["commits"]; ok || e.Deploy["commit"] != "abc" || e.Deploy["id"] != d.ID {
+			t.Errorf("%s carries %v, want the deploy without its commit list", m.Key, e.Deploy)
+		}
+	}
+}
