@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
 )
@@ -46,16 +47,16 @@ const (
 
 // Event is one thing to tell the peers, serialised into the outbox.
 type Event struct {
-	Kind     Kind         `json:"kind"`
-	At       time.Time    `json:"at"`
-	Alert    *Alert       `json:"alert,omitempty"`
-	Deploy   *Deploy      `json:"deploy,omitempty"`
-	Decision *gate.Answer `json:"decision,omitempty"`
+	Kind     Kind            `json:"kind"`
+	At       time.Time       `json:"at"`
+	Alert    *Alert          `json:"alert,omitempty"`
+	Deploy   *slogate.Deploy `json:"deploy,omitempty"`
+	Decision *gate.Answer    `json:"decision,omitempty"`
 	// DecisionDeploy is the deploy a decision is about, when known (its
 	// pipeline link, commit).
-	DecisionDeploy *Deploy `json:"decisionDeploy,omitempty"`
-	Budget         *Budget `json:"budget,omitempty"`
-	Links          []Link  `json:"links,omitempty"`
+	DecisionDeploy *slogate.Deploy `json:"decisionDeploy,omitempty"`
+	Budget         *Budget         `json:"budget,omitempty"`
+	Links          []Link          `json:"links,omitempty"`
 }
 
 // Link is a URL a notification points to (the pipeline, a dashboard, the
@@ -94,22 +95,6 @@ type Alert struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Summary     string            `json:"summary"`
 	Description string            `json:"description"`
-}
-
-// Deploy is a recorded deploy.
-type Deploy struct {
-	ID              string            `json:"id"`
-	Service         string            `json:"service"`
-	Environment     string            `json:"environment"`
-	Version         string            `json:"version"`
-	PreviousVersion string            `json:"previousVersion,omitempty"`
-	Commit          string            `json:"commit,omitempty"`
-	PipelineURL     string            `json:"pipelineUrl,omitempty"`
-	Strategy        string            `json:"strategy,omitempty"`
-	Status          string            `json:"status"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	StartedAt       time.Time         `json:"startedAt"`
-	FinishedAt      *time.Time        `json:"finishedAt,omitempty"`
 }
 
 // Budget is an SLO whose error budget ran out.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -34,13 +35,13 @@ func (pageKeys) Notify(context.Context, Event) (bool, error) { return false, nil
 // the saved states, shared by the trackers of several processes.
 type db struct {
 	mu     sync.Mutex
-	outbox map[string]Message
+	outbox map[string]slogate.OutboxMessage
 	states map[string]State
 	// crash makes the next write fail: the process dies there.
 	crashNextSave, crashNextCommit bool
 }
 
-func newDB() *db { return &db{outbox: map[string]Message{}, states: map[string]State{}} }
+func newDB() *db { return &db{outbox: map[string]slogate.OutboxMessage{}, states: map[string]State{}} }
 
 func (d *db) enqueue(events []Event) error {
 	for _, e := range events {

@@ -11,48 +11,24 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slogate/slogate"
 )
 
-// Message is one outbox entry as the Dispatcher sees it: an Event encoded
-// for one peer.
-type Message struct {
-	ID int64
-	// Key is unique in the outbox: peer + "/" + the notifier's key. A
-	// second message with a key already enqueued is ignored.
-	Key      string
-	Peer     string
-	Payload  []byte // the Event, JSON
-	Attempts int    // claims so far, the current one included
-	// CreatedAt is the event's time: messages of one OrderKey are
-	// delivered in its order.
-	CreatedAt time.Time
-	// OrderKey groups the messages of one peer that must arrive one at a
-	// time, in the order of their events (an alert's trigger, re-sends and
-	// resolve); empty for messages that need no order. The Outbox claims
-	// only the oldest undelivered message of a key.
-	OrderKey string
-	// Supersedes (a resolve) gives up, when enqueued, the older
-	// undelivered messages of its OrderKey that are not in flight.
-	Supersedes bool
-	// EnqueuedAt is when the outbox queued the message (set by the
-	// Outbox); MaxAge counts from it. Zero falls back to CreatedAt.
-	EnqueuedAt time.Time
-}
-
-// Outbox is the durable queue the Dispatcher delivers (the store, through
-// an adapter written where both are known).
+// Outbox is the durable queue the Dispatcher delivers: the store
+// (store.Store satisfies it), since both speak slogate.OutboxMessage.
 type Outbox interface {
 	// ClaimOutbox leases up to limit due messages of peer until now+lease
 	// and counts the attempt; a leased message is claimed by no one else
 	// until its lease ends.
-	ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]Message, error)
+	ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error)
 	// MarkDelivered ends a message.
 	MarkDelivered(ctx context.Context, id int64) error
 	// MarkFailed releases the lease, records the error and the time of
 	// the next attempt.
 	MarkFailed(ctx context.Context, id int64, errMsg string, next time.Time) error
 	// Enqueue adds messages (a duplicate key is ignored).
-	Enqueue(ctx context.Context, msgs ...Message) error
+	Enqueue(ctx context.Context, msgs ...slogate.OutboxMessage) error
 }
 
 // Abandoner is implemented by an Outbox that can end a message without
@@ -244,13 +220,13 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 // Producers store them in the transaction of the event (the store's
 // CreateDeploy and SaveDecision take them); Send does it for events that
 // have no transaction of their own.
-func (d *Dispatcher) Messages(e Event) ([]Message, error) {
+func (d *Dispatcher) Messages(e Event) ([]slogate.OutboxMessage, error) {
 	return Messages(e, d.cfg.Notifiers...)
 }
 
 // Messages is Dispatcher.Messages for a set of notifiers.
-func Messages(e Event, notifiers ...Notifier) ([]Message, error) {
-	var out []Message
+func Messages(e Event, notifiers ...Notifier) ([]slogate.OutboxMessage, error) {
+	var out []slogate.OutboxMessage
 	var payload []byte
 	for _, n := range notifiers {
 		k := n.Key(e)
@@ -264,7 +240,7 @@ func Messages(e Event, notifiers ...Notifier) ([]Message, error) {
 			}
 			payload = b
 		}
-		m := Message{Key: n.Peer() + "/" + k, Peer: n.Peer(), Payload: payload, CreatedAt: e.At}
+		m := slogate.OutboxMessage{Key: n.Peer() + "/" + k, Peer: n.Peer(), Payload: payload, CreatedAt: e.At}
 		if ok := e.OrderKey(); ok != "" {
 			m.OrderKey = n.Peer() + "/" + ok
 			m.Supersedes = e.Alert != nil && !e.Alert.Firing && e.Alert.Transition
@@ -277,7 +253,7 @@ func Messages(e Event, notifiers ...Notifier) ([]Message, error) {
 // Send enqueues the messages of events and wakes the delivery: for events
 // with no transaction of their own (the Tracker's alerts).
 func (d *Dispatcher) Send(ctx context.Context, events ...Event) error {
-	var msgs []Message
+	var msgs []slogate.OutboxMessage
 	for _, e := range events {
 		m, err := d.Messages(e)
 		if err != nil {
@@ -382,7 +358,7 @@ func (d *Dispatcher) runPeer(ctx context.Context, peer string) {
 }
 
 // deliver makes one attempt at m and records its outcome.
-func (d *Dispatcher) deliver(ctx context.Context, logger *slog.Logger, n Notifier, m Message) {
+func (d *Dispatcher) deliver(ctx context.Context, logger *slog.Logger, n Notifier, m slogate.OutboxMessage) {
 	peer := n.Peer()
 	logger = logger.With("key", m.Key, "id", m.ID, "attempt", m.Attempts)
 	// The outbox writes outlive ctx: a delivery that went through must be
@@ -480,7 +456,7 @@ func (d *Dispatcher) isPaused(peer string) bool {
 
 // giveUp ends m undelivered: through the Outbox's Abandon when it has one,
 // else by a next attempt of Never.
-func (d *Dispatcher) giveUp(book func() (context.Context, context.CancelFunc), logger *slog.Logger, m Message, outcome string, cause error) {
+func (d *Dispatcher) giveUp(book func() (context.Context, context.CancelFunc), logger *slog.Logger, m slogate.OutboxMessage, outcome string, cause error) {
 	ctx, cancel := book()
 	defer cancel()
 	msg := "gave up: " + cause.Error()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/slogate/slogate"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -188,7 +190,7 @@ func TestDispatcherDelivery(t *testing.T) {
 		"an undecodable payload is given up": func(t *testing.T) {
 			n := newFakeNotifier("grafana", func(context.Context, Event) (bool, error) { return false, nil })
 			h := startDispatcher(t, DispatcherConfig{Notifiers: []Notifier{n}})
-			if err := h.outbox.Enqueue(context.Background(), Message{Key: "grafana/bad", Peer: "grafana", Payload: []byte("{"), CreatedAt: t0}); err != nil {
+			if err := h.outbox.Enqueue(context.Background(), slogate.OutboxMessage{Key: "grafana/bad", Peer: "grafana", Payload: []byte("{"), CreatedAt: t0}); err != nil {
 				t.Fatal(err)
 			}
 			h.eventually(t, 0, "it is given up", func() bool { return h.count("grafana", OutcomeFailed) == 1 })

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/slogate/slogate"
 )
 
 // fakeClock is a clock the test moves.
@@ -46,7 +48,7 @@ type fakeOutbox struct {
 }
 
 type fakeMsg struct {
-	Message
+	slogate.OutboxMessage
 	next      time.Time
 	leaseEnd  time.Time
 	delivered bool
@@ -63,7 +65,7 @@ func newFakeOutbox() *fakeOutbox {
 	return &fakeOutbox{msgs: map[int64]*fakeMsg{}, byKey: map[string]int64{}}
 }
 
-func (o *fakeOutbox) Enqueue(_ context.Context, msgs ...Message) error {
+func (o *fakeOutbox) Enqueue(_ context.Context, msgs ...slogate.OutboxMessage) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, m := range msgs {
@@ -75,7 +77,7 @@ func (o *fakeOutbox) Enqueue(_ context.Context, msgs ...Message) error {
 		}
 		o.nextID++
 		m.ID, m.Attempts = o.nextID, 0
-		fm := &fakeMsg{Message: m, next: m.CreatedAt}
+		fm := &fakeMsg{OutboxMessage: m, next: m.CreatedAt}
 		o.msgs[m.ID] = fm
 		o.list = append(o.list, fm)
 		o.byKey[m.Key] = m.ID
@@ -83,7 +85,7 @@ func (o *fakeOutbox) Enqueue(_ context.Context, msgs ...Message) error {
 	return nil
 }
 
-func (o *fakeOutbox) ClaimOutbox(_ context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]Message, error) {
+func (o *fakeOutbox) ClaimOutbox(_ context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.claimErr != nil {
@@ -119,11 +121,11 @@ func (o *fakeOutbox) ClaimOutbox(_ context.Context, peer string, limit int, leas
 			due = due[:limit]
 		}
 	}
-	out := make([]Message, 0, len(due))
+	out := make([]slogate.OutboxMessage, 0, len(due))
 	for _, m := range due {
 		m.leaseEnd = now.Add(lease)
 		m.Attempts++
-		out = append(out, m.Message)
+		out = append(out, m.OutboxMessage)
 	}
 	return out, nil
 }
@@ -239,7 +241,7 @@ func (n *fakeNotifier) stats() (calls, inflight, maxInflight int, delivered map[
 
 // keyed is an event that fakeNotifier keys as key.
 func keyed(key string, at time.Time) Event {
-	return Event{Kind: KindDeployStarted, At: at, Deploy: &Deploy{ID: key, Service: "checkout"}, Links: []Link{{Href: "https://ci.example/" + key, Text: key}}}
+	return Event{Kind: KindDeployStarted, At: at, Deploy: &slogate.Deploy{ID: key, Service: "checkout"}, Links: []Link{{Href: "https://ci.example/" + key, Text: key}}}
 }
 
 // fakeStateStore keeps Tracker states in memory, as a store would.

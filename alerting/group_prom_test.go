@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/collectors/prometheus"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/internal/testenv"
@@ -93,7 +94,7 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Decision != gate.Halt || !strings.Contains(a.Reason, `api-routes{route="/b"}`) {
+	if a.Decision != slogate.Halt || !strings.Contains(a.Reason, `api-routes{route="/b"}`) {
 		t.Errorf("decision %s (%s), want halt naming route /b", a.Decision, a.Reason)
 	}
 	for _, c := range a.Checks {

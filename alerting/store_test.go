@@ -2,21 +2,22 @@ package alerting_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/internal/alertlog"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
 
-// storeOutbox is the adapter cmd/slogate wires between store.Store and
-// alerting.Outbox. killed makes every call fail, as if the process had
-// died: nothing it would still write reaches the store.
+// storeOutbox is the store as the outbox cmd/slogate wires, with a switch: killed makes every
+// call fail, as if the process had died: nothing it would still write
+// reaches the store.
 type storeOutbox struct {
 	s      store.Store
 	killed atomic.Bool
@@ -24,20 +25,11 @@ type storeOutbox struct {
 
 var errKilled = errors.New("process killed")
 
-func (o *storeOutbox) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]alerting.Message, error) {
+func (o *storeOutbox) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	if o.killed.Load() {
 		return nil, errKilled
 	}
-	ms, err := o.s.ClaimOutbox(ctx, peer, limit, lease, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]alerting.Message, len(ms))
-	for i, m := range ms {
-		out[i] = alerting.Message{ID: m.ID, Key: m.Key, Peer: m.Peer, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt,
-			OrderKey: m.OrderKey, EnqueuedAt: m.EnqueuedAt}
-	}
-	return out, nil
+	return o.s.ClaimOutbox(ctx, peer, limit, lease, now)
 }
 
 func (o *storeOutbox) MarkDelivered(ctx context.Context, id int64) error {
@@ -54,61 +46,11 @@ func (o *storeOutbox) MarkFailed(ctx context.Context, id int64, errMsg string, n
 	return o.s.MarkFailed(ctx, id, errMsg, next)
 }
 
-func (o *storeOutbox) Enqueue(ctx context.Context, msgs ...alerting.Message) error {
+func (o *storeOutbox) Enqueue(ctx context.Context, msgs ...slogate.OutboxMessage) error {
 	if o.killed.Load() {
 		return errKilled
 	}
-	return o.s.Enqueue(ctx, toStore(msgs)...)
-}
-
-func toStore(msgs []alerting.Message) []store.OutboxMessage {
-	out := make([]store.OutboxMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt,
-			OrderKey: m.OrderKey, Supersedes: m.Supersedes}
-	}
-	return out
-}
-
-// auditStates is the adapter cmd/slogate wires between store.Store and
-// alerting.StateStore: one audit entry per saved transition.
-type auditStates struct{ s store.Store }
-
-const actionAlertState = "alert.state"
-
-func (a auditStates) Load(ctx context.Context) (map[string]alerting.State, error) {
-	out := map[string]alerting.State{}
-	seen := map[string]bool{}
-	cursor := ""
-	for {
-		entries, next, err := a.s.ListAudit(ctx, store.AuditFilter{Action: actionAlertState, Limit: 1000, Cursor: cursor})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range entries { // newest first: the first of a subject wins
-			if seen[e.Subject] {
-				continue
-			}
-			seen[e.Subject] = true
-			var s alerting.State
-			if err := json.Unmarshal([]byte(e.Detail), &s); err != nil {
-				return nil, err
-			}
-			out[e.Subject] = s
-		}
-		if next == "" {
-			return out, nil
-		}
-		cursor = next
-	}
-}
-
-func (a auditStates) Save(ctx context.Context, key string, s alerting.State) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return a.s.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: actionAlertState, Subject: key, Detail: string(b)})
+	return o.s.Enqueue(ctx, msgs...)
 }
 
 // receiver is a peer that counts what it received, per deploy id; the
@@ -148,7 +90,7 @@ func (r *receiver) count(id string) int {
 }
 
 func deployEvent(id string, at time.Time) alerting.Event {
-	return alerting.Event{Kind: alerting.KindDeployStarted, At: at, Deploy: &alerting.Deploy{ID: id, Service: "checkout", Version: "v2"}}
+	return alerting.Event{Kind: alerting.KindDeployStarted, At: at, Deploy: &slogate.Deploy{ID: id, Service: "checkout", Version: "v2"}}
 }
 
 // TestKilledMidDeliveryOverSQLite: a dispatcher dies while a delivery
@@ -270,7 +212,7 @@ func TestTrackerStatesOverSQLiteAudit(t *testing.T) {
 	calm := firing
 	calm.Alerts = []slo.AlertState{{Severity: slo.SeverityPage, LongWindow: "1h", ShortWindow: "5m", Factor: 14.4}}
 
-	first, _ := alerting.NewTracker(alerting.TrackerConfig{Interval: time.Minute, State: auditStates{st}})
+	first, _ := alerting.NewTracker(alerting.TrackerConfig{Interval: time.Minute, State: alertlog.States{Store: st}})
 	first.Observe(ctx, []slo.Status{firing}, at)
 
 	// In order: the second case saves the resolution.
@@ -296,7 +238,7 @@ func TestTrackerStatesOverSQLiteAudit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			restarted, _ := alerting.NewTracker(alerting.TrackerConfig{Interval: time.Minute, State: auditStates{st}})
+			restarted, _ := alerting.NewTracker(alerting.TrackerConfig{Interval: time.Minute, State: alertlog.States{Store: st}})
 			if ev := restarted.Observe(ctx, []slo.Status{tc.status}, at.Add(5*time.Minute)); !tc.want(ev) {
 				t.Errorf("events %+v", ev)
 			}

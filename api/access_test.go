@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 )
 
@@ -27,7 +28,7 @@ func accessLines(logs, level, route string) int {
 func cachedAnswers(d *Deps) {
 	g := d.Gate.(*fakeGate)
 	g.answer = func(req gate.Request) (gate.Answer, error) {
-		a, err := decided(gate.Promote, "all 1 checks pass")(req)
+		a, err := decided(slogate.Promote, "all 1 checks pass")(req)
 		a.Cached = true
 		return a, err
 	}
@@ -88,7 +89,7 @@ func TestACachedAnswerIsTheSameBytesAsItsEncoding(t *testing.T) {
 		}
 		bodies = append(bodies, r.body)
 	}
-	a, _ := decided(gate.Promote, "all 1 checks pass")(gate.Request{Service: "checkout", Environment: "production"})
+	a, _ := decided(slogate.Promote, "all 1 checks pass")(gate.Request{Service: "checkout", Environment: "production"})
 	a.Cached = true
 	var want bytes.Buffer
 	enc := json.NewEncoder(&want)

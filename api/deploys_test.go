@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate"
 )
 
 const goodDeploy = `{"service":"checkout","environment":"production","version":"v2","previousVersion":"v1",
@@ -194,7 +194,7 @@ func TestFinishingADeploy(t *testing.T) {
 
 	t.Run("without finishedAt it finishes now and invalidates the gate", func(t *testing.T) {
 		d := decodeAs[Deploy](t, h.do(t, call{method: "PATCH", path: "/v1/deploys/dep_001", token: tokCI, body: `{"status":"succeeded"}`}), http.StatusOK)
-		if d.Status != store.StatusSucceeded || d.FinishedAt == nil || !d.FinishedAt.Equal(fixedTime) {
+		if d.Status != slogate.StatusSucceeded || d.FinishedAt == nil || !d.FinishedAt.Equal(fixedTime) {
 			t.Fatalf("deploy %+v", d)
 		}
 		if got := h.gate.invalidations(); len(got) != 2 || got[1] != "checkout/production" {

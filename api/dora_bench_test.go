@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate/dora"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -56,18 +57,18 @@ func BenchmarkDORA10000Deploys(b *testing.B) {
 	every := 30 * 24 * time.Hour / benchDeploys
 	for i := range benchDeploys {
 		start := now.Add(-time.Duration(i+1) * every)
-		d := store.Deploy{Service: "shop", Environment: "production", Version: fmt.Sprintf("v%d", i), StartedAt: start,
-			Commit: fmt.Sprintf("%040d", i), Commits: []store.Commit{{SHA: fmt.Sprintf("%040d", i), Time: start.Add(-time.Hour)}}}
+		d := slogate.Deploy{Service: "shop", Environment: "production", Version: fmt.Sprintf("v%d", i), StartedAt: start,
+			Commit: fmt.Sprintf("%040d", i), Commits: []slogate.Commit{{SHA: fmt.Sprintf("%040d", i), Time: start.Add(-time.Hour)}}}
 		got, _, err := st.CreateDeploy(ctx, d, "")
 		if err != nil {
 			b.Fatal(err)
 		}
-		status := store.StatusSucceeded
+		status := slogate.StatusSucceeded
 		switch i % 20 {
 		case 3:
-			status = store.StatusFailed
+			status = slogate.StatusFailed
 		case 7:
-			status = store.StatusRolledBack
+			status = slogate.StatusRolledBack
 		}
 		if _, err := st.FinishDeploy(ctx, got.ID, status, start.Add(2*time.Minute)); err != nil {
 			b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate/dora"
 	"github.com/slogate/slogate/store"
 )
@@ -43,15 +44,15 @@ func TestBadCommitsAreRefusedNamingTheField(t *testing.T) {
 func TestADeployCarriesItsCommits(t *testing.T) {
 	tests := map[string]struct {
 		body string
-		want []store.Commit
+		want []slogate.Commit
 	}{
 		"commits with and without a time": {
 			body: `"commits":[{"sha":"b2","time":"2026-11-21T10:00:00+01:00"},{"sha":"a1"}]`,
-			want: []store.Commit{{SHA: "b2", Time: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}, {SHA: "a1"}},
+			want: []slogate.Commit{{SHA: "b2", Time: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}, {SHA: "a1"}},
 		},
 		"commitTime is the time of commit": {
 			body: `"commit":"c3","commitTime":"2026-11-21T08:30:00Z"`,
-			want: []store.Commit{{SHA: "c3", Time: time.Date(2026, 11, 21, 8, 30, 0, 0, time.UTC)}},
+			want: []slogate.Commit{{SHA: "c3", Time: time.Date(2026, 11, 21, 8, 30, 0, 0, time.UTC)}},
 		},
 	}
 	for name, tc := range tests {
@@ -83,7 +84,7 @@ type fakeDelivery struct {
 
 	mu      sync.Mutex
 	spans   map[string][]dora.Span
-	history []dora.Deploy
+	history []slogate.Deploy
 }
 
 func (f *fakeDelivery) Burns(_ context.Context, service string, spans []dora.Span, _ time.Time) ([]dora.Burn, dora.Stats, error) {
@@ -102,7 +103,7 @@ func (f *fakeDelivery) Burns(_ context.Context, service string, spans []dora.Spa
 	return out, dora.Stats{Queries: 7, QueryLimit: 2000}, f.err
 }
 
-func (f *fakeDelivery) Impact(_ context.Context, history []dora.Deploy, i int, _ time.Duration, at time.Time) (dora.Impact, error) {
+func (f *fakeDelivery) Impact(_ context.Context, history []slogate.Deploy, i int, _ time.Duration, at time.Time) (dora.Impact, error) {
 	f.mu.Lock()
 	f.history = history
 	f.mu.Unlock()
@@ -121,14 +122,14 @@ func sqliteHarness(t *testing.T, delivery Delivery) (*harness, store.Store) {
 
 func record(t *testing.T, st store.Store, id, service, env string, start time.Time, minutes int, status string, commitAge time.Duration) {
 	t.Helper()
-	d := store.Deploy{ID: id, Service: service, Environment: env, Version: id, StartedAt: start}
+	d := slogate.Deploy{ID: id, Service: service, Environment: env, Version: id, StartedAt: start}
 	if commitAge > 0 {
-		d.Commits = []store.Commit{{SHA: id + "-sha", Time: start.Add(-commitAge)}}
+		d.Commits = []slogate.Commit{{SHA: id + "-sha", Time: start.Add(-commitAge)}}
 	}
 	if _, _, err := st.CreateDeploy(context.Background(), d, ""); err != nil {
 		t.Fatal(err)
 	}
-	if status != store.StatusRunning {
+	if status != slogate.StatusRunning {
 		if _, err := st.FinishDeploy(context.Background(), id, status, start.Add(time.Duration(minutes)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
@@ -142,14 +143,14 @@ func TestDORAOverTheStore(t *testing.T) {
 	}}
 	h, st := sqliteHarness(t, del)
 	// checkout/production: four deploys in two days; c2 failed, c3 burned.
-	record(t, st, "c1", "checkout", "production", now.Add(-72*time.Hour), 5, store.StatusSucceeded, 2*time.Hour)
-	record(t, st, "c2", "checkout", "production", now.Add(-48*time.Hour), 5, store.StatusFailed, time.Hour)
-	record(t, st, "c3", "checkout", "production", now.Add(-47*time.Hour), 5, store.StatusSucceeded, 0)
-	record(t, st, "c4", "checkout", "production", now.Add(-24*time.Hour), 10, store.StatusSucceeded, 4*time.Hour)
-	record(t, st, "s1", "search", "production", now.Add(-24*time.Hour), 5, store.StatusSucceeded, time.Hour)
+	record(t, st, "c1", "checkout", "production", now.Add(-72*time.Hour), 5, slogate.StatusSucceeded, 2*time.Hour)
+	record(t, st, "c2", "checkout", "production", now.Add(-48*time.Hour), 5, slogate.StatusFailed, time.Hour)
+	record(t, st, "c3", "checkout", "production", now.Add(-47*time.Hour), 5, slogate.StatusSucceeded, 0)
+	record(t, st, "c4", "checkout", "production", now.Add(-24*time.Hour), 10, slogate.StatusSucceeded, 4*time.Hour)
+	record(t, st, "s1", "search", "production", now.Add(-24*time.Hour), 5, slogate.StatusSucceeded, time.Hour)
 	// Long before the window, and still running: neither counts.
-	record(t, st, "c0", "checkout", "production", now.Add(-60*24*time.Hour), 5, store.StatusSucceeded, time.Hour)
-	record(t, st, "c5", "checkout", "production", now.Add(-time.Hour), 0, store.StatusRunning, time.Hour)
+	record(t, st, "c0", "checkout", "production", now.Add(-60*24*time.Hour), 5, slogate.StatusSucceeded, time.Hour)
+	record(t, st, "c5", "checkout", "production", now.Add(-time.Hour), 0, slogate.StatusRunning, time.Hour)
 
 	got := decodeAs[DORA](t, h.do(t, call{method: "GET", path: "/v1/dora?service=checkout&environment=production", token: tokRead}), 200)
 	if got.Deployments.Count != 3 || got.ChangeFailureRate.Deployments != 4 || got.ChangeFailureRate.Failures != 2 {
@@ -208,7 +209,7 @@ func TestBadDORAQueriesAreRefusedNamingTheField(t *testing.T) {
 
 func TestDORAAnswers503WhenTheBurnsCannotBeFound(t *testing.T) {
 	h, st := sqliteHarness(t, &fakeDelivery{err: fmt.Errorf("measuring: %w", context.DeadlineExceeded)})
-	record(t, st, "c1", "checkout", "production", fixedTime.Add(-3*time.Hour), 5, store.StatusSucceeded, 0)
+	record(t, st, "c1", "checkout", "production", fixedTime.Add(-3*time.Hour), 5, slogate.StatusSucceeded, 0)
 	problem(t, h.do(t, call{method: "GET", path: "/v1/dora", token: tokRead}), 503)
 }
 
@@ -216,11 +217,11 @@ func TestADeployReadBackCarriesItsImpact(t *testing.T) {
 	del := &fakeDelivery{}
 	h, st := sqliteHarness(t, del)
 	now := fixedTime
-	record(t, st, "c1", "checkout", "production", now.Add(-10*24*time.Hour), 5, store.StatusFailed, 0)
-	record(t, st, "x1", "checkout", "staging", now.Add(-9*24*time.Hour), 5, store.StatusSucceeded, 0)
-	record(t, st, "c2", "checkout", "production", now.Add(-9*24*time.Hour), 5, store.StatusRolledBack, 0)
-	record(t, st, "c3", "checkout", "production", now.Add(-2*24*time.Hour), 5, store.StatusSucceeded, 0)
-	record(t, st, "c4", "checkout", "production", now.Add(-24*time.Hour), 5, store.StatusSucceeded, 0)
+	record(t, st, "c1", "checkout", "production", now.Add(-10*24*time.Hour), 5, slogate.StatusFailed, 0)
+	record(t, st, "x1", "checkout", "staging", now.Add(-9*24*time.Hour), 5, slogate.StatusSucceeded, 0)
+	record(t, st, "c2", "checkout", "production", now.Add(-9*24*time.Hour), 5, slogate.StatusRolledBack, 0)
+	record(t, st, "c3", "checkout", "production", now.Add(-2*24*time.Hour), 5, slogate.StatusSucceeded, 0)
+	record(t, st, "c4", "checkout", "production", now.Add(-24*time.Hour), 5, slogate.StatusSucceeded, 0)
 
 	r := h.do(t, call{method: "GET", path: "/v1/deploys/c1", token: tokRead})
 	d := decodeAs[Deploy](t, r, 200)
@@ -240,7 +241,7 @@ func TestADeployReadBackCarriesItsImpact(t *testing.T) {
 	}
 
 	h2, st2 := sqliteHarness(t, nil)
-	record(t, st2, "c1", "checkout", "production", now.Add(-time.Hour), 5, store.StatusSucceeded, 0)
+	record(t, st2, "c1", "checkout", "production", now.Add(-time.Hour), 5, slogate.StatusSucceeded, 0)
 	if d := decodeAs[Deploy](t, h2.do(t, call{method: "GET", path: "/v1/deploys/c1", token: tokRead}), 200); d.Impact != nil {
 		t.Errorf("impact %+v without a Delivery", d.Impact)
 	}
@@ -248,12 +249,12 @@ func TestADeployReadBackCarriesItsImpact(t *testing.T) {
 
 // fakeCommits is a CommitLister that records what it was asked.
 type fakeCommits struct {
-	commits []store.Commit
+	commits []slogate.Commit
 	err     error
 	asked   []string
 }
 
-func (f *fakeCommits) Compare(_ context.Context, repo, base, head string) ([]store.Commit, error) {
+func (f *fakeCommits) Compare(_ context.Context, repo, base, head string) ([]slogate.Commit, error) {
 	f.asked = append(f.asked, repo+" "+base+"..."+head)
 	return f.commits, f.err
 }
@@ -268,12 +269,12 @@ func TestAGitHubDeploymentCarriesTheCommitsSinceThePreviousDeploy(t *testing.T) 
 	}{
 		"the commits between the previous deploy's sha and its own": {
 			previous: "1111111111111111111111111111111111111111",
-			lister:   &fakeCommits{commits: []store.Commit{{SHA: "a", Time: written}, {SHA: ghCommit, Time: written.Add(time.Hour)}}},
+			lister:   &fakeCommits{commits: []slogate.Commit{{SHA: "a", Time: written}, {SHA: ghCommit, Time: written.Add(time.Hour)}}},
 			asked:    []string{"acme/checkout 1111111111111111111111111111111111111111..." + ghCommit},
 			want:     2,
 		},
 		"a first deploy has no previous sha: no commits, GitHub not asked": {
-			lister: &fakeCommits{commits: []store.Commit{{SHA: "a", Time: written}}},
+			lister: &fakeCommits{commits: []slogate.Commit{{SHA: "a", Time: written}}},
 		},
 		"GitHub failing leaves the deploy without commits, recorded all the same": {
 			previous: "1111111111111111111111111111111111111111",
@@ -285,7 +286,7 @@ func TestAGitHubDeploymentCarriesTheCommitsSinceThePreviousDeploy(t *testing.T) 
 		t.Run(name, func(t *testing.T) {
 			h := newGitHubHarness(t, func(d *Deps) { d.Commits = tc.lister })
 			if tc.previous != "" {
-				if _, _, err := h.store.CreateDeploy(context.Background(), store.Deploy{ID: "dep_before", Service: "checkout", Environment: "production",
+				if _, _, err := h.store.CreateDeploy(context.Background(), slogate.Deploy{ID: "dep_before", Service: "checkout", Environment: "production",
 					Version: "v2.3.0", Commit: tc.previous, StartedAt: time.Date(2026, 11, 19, 9, 0, 0, 0, time.UTC)}, ""); err != nil {
 					t.Fatal(err)
 				}
@@ -307,7 +308,7 @@ func TestAGitHubDeploymentCarriesTheCommitsSinceThePreviousDeploy(t *testing.T) 
 func TestImpactFalseReadsTheDeployAlone(t *testing.T) {
 	del := &fakeDelivery{}
 	h, st := sqliteHarness(t, del)
-	record(t, st, "c1", "checkout", "production", fixedTime.Add(-time.Hour), 5, store.StatusSucceeded, 0)
+	record(t, st, "c1", "checkout", "production", fixedTime.Add(-time.Hour), 5, slogate.StatusSucceeded, 0)
 	d := decodeAs[Deploy](t, h.do(t, call{method: "GET", path: "/v1/deploys/c1?impact=false", token: tokRead}), 200)
 	if d.Impact != nil || del.history != nil {
 		t.Errorf("impact %+v measured over %v with impact=false", d.Impact, del.history)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -28,7 +29,7 @@ func (g *fakeGate) Evaluate(_ context.Context, req gate.Request) (gate.Answer, e
 	answer := g.answer
 	g.mu.Unlock()
 	if answer == nil {
-		return decided(gate.Promote, "all 1 checks pass")(req)
+		return decided(slogate.Promote, "all 1 checks pass")(req)
 	}
 	return answer(req)
 }
@@ -59,7 +60,7 @@ var fixedTime = time.Date(2026, 11, 21, 12, 15, 0, 0, time.UTC)
 func ptr[T any](v T) *T { return &v }
 
 // decided answers every request with the decision and reason.
-func decided(d gate.Decision, reason string) func(gate.Request) (gate.Answer, error) {
+func decided(d slogate.Decision, reason string) func(gate.Request) (gate.Answer, error) {
 	return func(req gate.Request) (gate.Answer, error) {
 		a := fixedAnswer()
 		a.Decision, a.Reason = d, reason
@@ -72,7 +73,7 @@ func decided(d gate.Decision, reason string) func(gate.Request) (gate.Answer, er
 // fixedAnswer is the answer of DESIGN.md's example.
 func fixedAnswer() gate.Answer {
 	return gate.Answer{
-		Decision:     gate.Halt,
+		Decision:     slogate.Halt,
 		Reason:       "checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x)",
 		EvaluationID: "ev_0123456789abcdef0123",
 		Service:      "checkout", Environment: "production", Version: "v2", DeployID: "dep_abc",
@@ -140,9 +141,9 @@ func exampleStatus() slo.Status {
 // outcomes of store.Store (ErrNotFound, ErrConflict, idempotency).
 type fakeStore struct {
 	mu        sync.Mutex
-	deploys   []store.Deploy // in creation order
+	deploys   []slogate.Deploy // in creation order
 	idem      map[string]idemEntry
-	decisions map[string]store.Decision
+	decisions map[string]slogate.DecisionRecord
 	overrides map[string]store.Override
 	audit     []store.AuditEntry
 	pingErr   error
@@ -156,10 +157,10 @@ type idemEntry struct {
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{idem: map[string]idemEntry{}, decisions: map[string]store.Decision{}, overrides: map[string]store.Override{}}
+	return &fakeStore{idem: map[string]idemEntry{}, decisions: map[string]slogate.DecisionRecord{}, overrides: map[string]store.Override{}}
 }
 
-func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, _ ...store.OutboxMessage) (store.Deploy, bool, error) {
+func (s *fakeStore) CreateDeploy(_ context.Context, d slogate.Deploy, key string, _ ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// As the real store: CreatedBy is not part of the idempotency body.
@@ -169,7 +170,7 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 	if key != "" {
 		if e, ok := s.idem[key]; ok {
 			if e.body != string(body) {
-				return store.Deploy{}, false, fmt.Errorf("deploy with key %q: %w", key, store.ErrIdempotencyConflict)
+				return slogate.Deploy{}, false, fmt.Errorf("deploy with key %q: %w", key, store.ErrIdempotencyConflict)
 			}
 			for _, x := range s.deploys {
 				if x.ID == e.id {
@@ -179,8 +180,8 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 		}
 	}
 	// As the real store: a given id is kept, and must be free.
-	if d.ID != "" && slices.ContainsFunc(s.deploys, func(x store.Deploy) bool { return x.ID == d.ID }) {
-		return store.Deploy{}, false, fmt.Errorf("deploy %s already exists: %w", d.ID, store.ErrConflict)
+	if d.ID != "" && slices.ContainsFunc(s.deploys, func(x slogate.Deploy) bool { return x.ID == d.ID }) {
+		return slogate.Deploy{}, false, fmt.Errorf("deploy %s already exists: %w", d.ID, store.ErrConflict)
 	}
 	s.seq++
 	if d.ID == "" {
@@ -190,7 +191,7 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 	if d.StartedAt.IsZero() {
 		d.StartedAt = fixedTime.Add(time.Duration(s.seq) * time.Second)
 	}
-	d.Status = store.StatusRunning
+	d.Status = slogate.StatusRunning
 	s.deploys = append(s.deploys, d)
 	if key != "" {
 		s.idem[key] = idemEntry{id: d.ID, body: string(body)}
@@ -200,7 +201,7 @@ func (s *fakeStore) CreateDeploy(_ context.Context, d store.Deploy, key string, 
 	return d, true, nil
 }
 
-func (s *fakeStore) GetDeploy(_ context.Context, id string) (store.Deploy, error) {
+func (s *fakeStore) GetDeploy(_ context.Context, id string) (slogate.Deploy, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.deploys {
@@ -208,11 +209,11 @@ func (s *fakeStore) GetDeploy(_ context.Context, id string) (store.Deploy, error
 			return d, nil
 		}
 	}
-	return store.Deploy{}, fmt.Errorf("deploy %s: %w", id, store.ErrNotFound)
+	return slogate.Deploy{}, fmt.Errorf("deploy %s: %w", id, store.ErrNotFound)
 }
 
 // ListDeploys pages newest first; the cursor is the offset.
-func (s *fakeStore) ListDeploys(_ context.Context, f store.DeployFilter) ([]store.Deploy, string, error) {
+func (s *fakeStore) ListDeploys(_ context.Context, f store.DeployFilter) ([]slogate.Deploy, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.listErr != nil {
@@ -229,7 +230,7 @@ func (s *fakeStore) ListDeploys(_ context.Context, f store.DeployFilter) ([]stor
 	if f.Limit == 0 {
 		f.Limit = 50
 	}
-	var match []store.Deploy
+	var match []slogate.Deploy
 	for i := len(s.deploys) - 1; i >= 0; i-- {
 		d := s.deploys[i]
 		if (f.Service == "" || d.Service == f.Service) && (f.Environment == "" || d.Environment == f.Environment) &&
@@ -248,32 +249,32 @@ func (s *fakeStore) ListDeploys(_ context.Context, f store.DeployFilter) ([]stor
 	return match[off:end], next, nil
 }
 
-func (s *fakeStore) FinishDeploy(_ context.Context, id, status string, at time.Time, _ ...store.OutboxMessage) (store.Deploy, error) {
+func (s *fakeStore) FinishDeploy(_ context.Context, id, status string, at time.Time, _ ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, d := range s.deploys {
 		if d.ID != id {
 			continue
 		}
-		if d.Status != store.StatusRunning {
+		if d.Status != slogate.StatusRunning {
 			if d.Status == status {
 				return d, nil
 			}
-			return store.Deploy{}, fmt.Errorf("deploy %s already %s: %w", id, d.Status, store.ErrConflict)
+			return slogate.Deploy{}, fmt.Errorf("deploy %s already %s: %w", id, d.Status, store.ErrConflict)
 		}
 		d.Status, d.FinishedAt = status, &at
 		s.deploys[i] = d
 		return d, nil
 	}
-	return store.Deploy{}, fmt.Errorf("deploy %s: %w", id, store.ErrNotFound)
+	return slogate.Deploy{}, fmt.Errorf("deploy %s: %w", id, store.ErrNotFound)
 }
 
-func (s *fakeStore) GetDecision(_ context.Context, id string) (store.Decision, error) {
+func (s *fakeStore) GetDecision(_ context.Context, id string) (slogate.DecisionRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.decisions[id]
 	if !ok {
-		return store.Decision{}, fmt.Errorf("decision %s: %w", id, store.ErrNotFound)
+		return slogate.DecisionRecord{}, fmt.Errorf("decision %s: %w", id, store.ErrNotFound)
 	}
 	return d, nil
 }
@@ -311,7 +312,7 @@ func (s *fakeStore) Audit(_ context.Context, e store.AuditEntry) error {
 	return nil
 }
 
-func (s *fakeStore) all() []store.Deploy {
+func (s *fakeStore) all() []slogate.Deploy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.deploys)

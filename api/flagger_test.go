@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 )
 
@@ -24,15 +25,15 @@ func flaggerPayloadFile(t *testing.T, name string) string {
 func TestFlaggerHooksGoOnlyOnPromoteAndRollBackOnlyOnHalt(t *testing.T) {
 	hooks := []string{"confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion", "rollback"}
 	for _, hook := range hooks {
-		for _, d := range []gate.Decision{gate.Promote, gate.Halt, gate.Wait} {
-			goes := d == gate.Promote
+		for _, d := range []slogate.Decision{slogate.Promote, slogate.Halt, slogate.Wait} {
+			goes := d == slogate.Promote
 			switch hook {
 			case "rollback":
-				goes = d == gate.Halt
+				goes = d == slogate.Halt
 			case "rollout":
 				// A refusal of rollout counts a failed check: only a halt
 				// may use up Flagger's threshold.
-				goes = d != gate.Halt
+				goes = d != slogate.Halt
 			}
 			want := http.StatusForbidden
 			if goes {
@@ -115,7 +116,7 @@ func TestBadFlaggerCallsAreRefused(t *testing.T) {
 	})
 	t.Run("a source fault is a 503, so rollback does not roll back a good canary", func(t *testing.T) {
 		h := newHarness(t)
-		h.gate.answer = failing(&gate.SourceFaultError{Answer: gate.Answer{Decision: gate.Fault, Reason: "prometheus: connection refused"}})
+		h.gate.answer = failing(&gate.SourceFaultError{Answer: gate.Answer{Decision: slogate.Fault, Reason: "prometheus: connection refused"}})
 		for _, hook := range []string{"rollback", "rollout", "confirm-promotion", "confirm-rollout"} {
 			p := problem(t, h.do(t, call{method: "POST", path: "/v1/flagger/" + hook, token: tokFlag,
 				body: flaggerPayloadFile(t, "confirm-promotion.json")}), http.StatusServiceUnavailable)

@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/store"
 )
 
 func TestTheGateAnswers200WhateverTheDecision(t *testing.T) {
-	for _, d := range []gate.Decision{gate.Promote, gate.Halt, gate.Wait} {
+	for _, d := range []slogate.Decision{slogate.Promote, slogate.Halt, slogate.Wait} {
 		t.Run(string(d)+" is a 200", func(t *testing.T) {
 			h := newHarness(t)
 			h.gate.answer = decided(d, "because")
@@ -81,7 +82,7 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 		"an at that is not RFC 3339 is a 400 naming at": {
 			query: "service=checkout&environment=production&at=yesterday", status: 400, field: "at"},
 		"a source fault is a 503 with its checks, never a decision": {
-			answer: failing(&gate.SourceFaultError{Answer: gate.Answer{Decision: gate.Fault, EvaluationID: "ev_1",
+			answer: failing(&gate.SourceFaultError{Answer: gate.Answer{Decision: slogate.Fault, EvaluationID: "ev_1",
 				Reason: "checkout-availability: error budget not measured (period): connection refused",
 				Checks: []gate.Check{{Kind: gate.KindBudget, SLO: "checkout-availability", Verdict: gate.Errored, SourceError: true}}}}),
 			status: 503},
@@ -106,7 +107,7 @@ func TestTheGateAnswersProblemsWhenItCannotEvaluate(t *testing.T) {
 				t.Fatalf("a problem mentions promote: %s", r.body)
 			}
 			if tc.status == 503 && tc.answer != nil && strings.Contains(name, "source fault") {
-				if p.Verdict == nil || p.Verdict.Decision != gate.Fault || len(p.Checks) != 1 || !p.Checks[0].SourceError || p.EvaluationID != "ev_1" {
+				if p.Verdict == nil || p.Verdict.Decision != slogate.Fault || len(p.Checks) != 1 || !p.Checks[0].SourceError || p.EvaluationID != "ev_1" {
 					t.Fatalf("the 503 lacks the evaluation behind it: %s", r.body)
 				}
 				if r.header.Get("Retry-After") == "" {
@@ -212,8 +213,8 @@ func golden(t *testing.T, name string, got []byte) {
 //
 // and judges our body as Argo does.
 func TestArgoRolloutsWebMetric(t *testing.T) {
-	for decision, want := range map[gate.Decision]string{
-		gate.Promote: "Successful", gate.Halt: "Failed", gate.Wait: "Inconclusive",
+	for decision, want := range map[slogate.Decision]string{
+		slogate.Promote: "Successful", slogate.Halt: "Failed", slogate.Wait: "Inconclusive",
 	} {
 		t.Run(fmt.Sprintf("a %s answer makes the measurement %s", decision, want), func(t *testing.T) {
 			h := newHarness(t)
@@ -259,7 +260,7 @@ func TestArgoRolloutsWebMetric(t *testing.T) {
 func TestStoredDecisionsAreReadBackByteForByte(t *testing.T) {
 	h := newHarness(t)
 	body := []byte(`{"decision":"halt","reason":"x > y","evaluationId":"ev_1",  "checks":[]}`)
-	h.store.decisions["ev_1"] = store.Decision{EvaluationID: "ev_1", Body: body}
+	h.store.decisions["ev_1"] = slogate.DecisionRecord{EvaluationID: "ev_1", Body: body}
 	r := h.do(t, call{method: "GET", path: "/v1/decisions/ev_1", token: tokRead})
 	if r.status != http.StatusOK || !bytes.Equal(r.body, body) {
 		t.Fatalf("%d %s, want %s", r.status, r.body, body)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -108,7 +109,7 @@ func TestGitHubDeploymentIsRecorded(t *testing.T) {
 			ID: ghDeployID, Service: "checkout", Environment: "production", Version: "v2.4.0",
 			Commit: ghCommit, PipelineURL: ghDeploysOf,
 			Labels:    map[string]string{"github.deployment": "1234567890", "github.repository": "acme/checkout"},
-			StartedAt: time.Date(2026, 11, 21, 12, 1, 0, 0, time.UTC), Status: store.StatusRunning,
+			StartedAt: time.Date(2026, 11, 21, 12, 1, 0, 0, time.UTC), Status: slogate.StatusRunning,
 			CreatedAt: fixedTime, CreatedBy: "github",
 		},
 	}, {
@@ -119,7 +120,7 @@ func TestGitHubDeploymentIsRecorded(t *testing.T) {
 			Version: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e", Commit: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
 			PipelineURL: "https://github.com/Codertocat/Hello-World/deployments",
 			Labels:      map[string]string{"github.deployment": "145988746", "github.repository": "Codertocat/Hello-World"},
-			StartedAt:   time.Date(2026, 11, 21, 12, 5, 30, 0, time.UTC), Status: store.StatusRunning,
+			StartedAt:   time.Date(2026, 11, 21, 12, 5, 30, 0, time.UTC), Status: slogate.StatusRunning,
 			CreatedAt: fixedTime, CreatedBy: "github",
 		},
 	}} {
@@ -178,9 +179,9 @@ func TestGitHubDeploymentStatusFinishesTheDeploy(t *testing.T) {
 	for _, tc := range []struct {
 		name, state, want string
 	}{
-		{"a success status finishes the deploy as succeeded", "success", store.StatusSucceeded},
-		{"a failure status finishes the deploy as failed", "failure", store.StatusFailed},
-		{"an error status finishes the deploy as failed", "error", store.StatusFailed},
+		{"a success status finishes the deploy as succeeded", "success", slogate.StatusSucceeded},
+		{"a failure status finishes the deploy as failed", "failure", slogate.StatusFailed},
+		{"an error status finishes the deploy as failed", "error", slogate.StatusFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newGitHubHarness(t)
@@ -215,13 +216,13 @@ func TestGitHubDeploymentStatusFinishesTheDeploy(t *testing.T) {
 func TestGitHubStatusOfAnUnknownDeploymentCreatesAndFinishesIt(t *testing.T) {
 	h := newGitHubHarness(t)
 	d := decodeAs[Deploy](t, h.github(t, "deployment_status", withState(t, "failure")), http.StatusOK)
-	if d.ID != ghDeployID || d.Status != store.StatusFailed || d.Service != "checkout" || d.Version != "v2.4.0" ||
+	if d.ID != ghDeployID || d.Status != slogate.StatusFailed || d.Service != "checkout" || d.Version != "v2.4.0" ||
 		d.PipelineURL != ghRunURL || d.CreatedBy != "github" || d.Labels["github.deployment"] != "1234567890" {
 		t.Fatalf("answered %+v: want the deploy from the status's deployment, failed, linked to the run", d)
 	}
 	// The deployment event, late, finds it recorded.
 	late := h.github(t, "deployment", ghPayload(t, "deployment"))
-	if got := decodeAs[Deploy](t, late, http.StatusOK); got.ID != ghDeployID || got.Status != store.StatusFailed ||
+	if got := decodeAs[Deploy](t, late, http.StatusOK); got.ID != ghDeployID || got.Status != slogate.StatusFailed ||
 		late.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("late deployment answered %+v %v", got, late.header)
 	}
@@ -248,7 +249,7 @@ func TestGitHubStatusesThatDoNotFinishChangeNothing(t *testing.T) {
 			if got != (WebhookIgnored{Ignored: "deployment_status", State: tc.state}) {
 				t.Fatalf("answered %+v", got)
 			}
-			if d, _ := h.store.GetDeploy(context.Background(), ghDeployID); d.Status != store.StatusRunning {
+			if d, _ := h.store.GetDeploy(context.Background(), ghDeployID); d.Status != slogate.StatusRunning {
 				t.Fatalf("deploy %s, want still running", d.Status)
 			}
 		})
@@ -434,12 +435,12 @@ func TestGitHubWebhookAgainstTheSQLiteStore(t *testing.T) {
 	h := &harness{url: srv.URL, gate: g}
 
 	d := decodeAs[Deploy](t, h.github(t, "deployment_status", withState(t, "success")), http.StatusOK)
-	if d.ID != ghDeployID || d.Status != store.StatusSucceeded || d.PipelineURL != ghRunURL {
+	if d.ID != ghDeployID || d.Status != slogate.StatusSucceeded || d.PipelineURL != ghRunURL {
 		t.Fatalf("status first: %+v", d)
 	}
 	for range 2 {
 		late := h.github(t, "deployment", ghPayload(t, "deployment"))
-		if got := decodeAs[Deploy](t, late, http.StatusOK); got.ID != ghDeployID || got.Status != store.StatusSucceeded {
+		if got := decodeAs[Deploy](t, late, http.StatusOK); got.ID != ghDeployID || got.Status != slogate.StatusSucceeded {
 			t.Fatalf("late deployment: %+v", got)
 		}
 	}

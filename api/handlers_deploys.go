@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/store"
 )
 
@@ -34,7 +35,7 @@ const (
 // deploy checks the request and turns it into the deploy to store. A
 // missing startedAt stays zero: the store sets it, and an idempotent retry
 // without it then has the same body.
-func (r createDeployRequest) deploy(now time.Time) (store.Deploy, fields) {
+func (r createDeployRequest) deploy(now time.Time) (slogate.Deploy, fields) {
 	var f fields
 	checkName(&f, "service", r.Service, true)
 	checkName(&f, "environment", r.Environment, true)
@@ -73,7 +74,7 @@ func (r createDeployRequest) deploy(now time.Time) (store.Deploy, fields) {
 	case strings.HasPrefix(r.ID, githubDeployIDPrefix):
 		f.add("id", "the prefix %s is kept for GitHub's deployments", githubDeployIDPrefix)
 	}
-	d := store.Deploy{
+	d := slogate.Deploy{
 		ID:      r.ID,
 		Service: r.Service, Environment: r.Environment, Version: r.Version,
 		PreviousVersion: r.PreviousVersion, Commit: r.Commit, PipelineURL: r.PipelineURL,
@@ -196,7 +197,7 @@ func handleGetDeploy(s Store, delivery Delivery, clock func() time.Time) gin.Han
 }
 
 // Final statuses a deploy may be finished with.
-var finalStatuses = []string{store.StatusSucceeded, store.StatusFailed, store.StatusRolledBack}
+var finalStatuses = []string{slogate.StatusSucceeded, slogate.StatusFailed, slogate.StatusRolledBack}
 
 func (r finishDeployRequest) parse(now time.Time) (status string, finishedAt time.Time, f fields) {
 	switch {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate/dora"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -22,7 +23,7 @@ type Delivery interface {
 	// the spans, as known at at, and what finding them cost.
 	Burns(ctx context.Context, service string, spans []dora.Span, at time.Time) ([]dora.Burn, dora.Stats, error)
 	// Impact measures deploy i of history (one service and environment).
-	Impact(ctx context.Context, history []dora.Deploy, i int, attribution time.Duration, at time.Time) (dora.Impact, error)
+	Impact(ctx context.Context, history []slogate.Deploy, i int, attribution time.Duration, at time.Time) (dora.Impact, error)
 }
 
 var _ Delivery = (*dora.History)(nil)
@@ -31,7 +32,7 @@ var _ Delivery = (*dora.History)(nil)
 // and not from base, in the repository "owner/name" (GitHub's compare
 // API).
 type CommitLister interface {
-	Compare(ctx context.Context, repo, base, head string) ([]store.Commit, error)
+	Compare(ctx context.Context, repo, base, head string) ([]slogate.Commit, error)
 }
 
 const (
@@ -54,7 +55,7 @@ const (
 
 // commits checks the request's commits (or commitTime) and turns them
 // into the deploy's.
-func (r createDeployRequest) commits(f *fields, now time.Time) []store.Commit {
+func (r createDeployRequest) commits(f *fields, now time.Time) []slogate.Commit {
 	if len(r.Commits) > maxCommits {
 		f.add("commits", "must hold at most %d commits", maxCommits)
 		return nil
@@ -63,7 +64,7 @@ func (r createDeployRequest) commits(f *fields, now time.Time) []store.Commit {
 		f.add("commitTime", "must not be given with commits (give each commit its time)")
 		return nil
 	}
-	var out []store.Commit
+	var out []slogate.Commit
 	for i, c := range r.Commits {
 		field := fmt.Sprintf("commits[%d]", i)
 		checkName(f, field+".sha", c.SHA, true)
@@ -71,7 +72,7 @@ func (r createDeployRequest) commits(f *fields, now time.Time) []store.Commit {
 		if t.After(now.Add(maxFutureSkew)) {
 			f.add(field+".time", "must not be in the future")
 		}
-		out = append(out, store.Commit{SHA: c.SHA, Time: t})
+		out = append(out, slogate.Commit{SHA: c.SHA, Time: t})
 	}
 	if r.CommitTime != "" {
 		t := parseTime(f, "commitTime", r.CommitTime)
@@ -81,12 +82,12 @@ func (r createDeployRequest) commits(f *fields, now time.Time) []store.Commit {
 		case t.After(now.Add(maxFutureSkew)):
 			f.add("commitTime", "must not be in the future")
 		}
-		out = []store.Commit{{SHA: r.Commit, Time: t}}
+		out = []slogate.Commit{{SHA: r.Commit, Time: t}}
 	}
 	return out
 }
 
-func commitsOut(cs []store.Commit) []Commit {
+func commitsOut(cs []slogate.Commit) []Commit {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -98,15 +99,6 @@ func commitsOut(cs []store.Commit) []Commit {
 			out[i].Time = &t
 		}
 	}
-	return out
-}
-
-func doraDeploy(d store.Deploy) dora.Deploy {
-	out := dora.Deploy{ID: d.ID, Service: d.Service, Environment: d.Environment, StartedAt: d.StartedAt, Status: d.Status}
-	if d.FinishedAt != nil {
-		out.FinishedAt = *d.FinishedAt
-	}
-	out.FirstCommit, _ = d.EarliestCommit()
 	return out
 }
 
@@ -186,15 +178,13 @@ func computeDORA(ctx context.Context, s Store, delivery Delivery, q doraQuery) (
 	start := end.Add(-q.opts.Window)
 	filter := store.DeployFilter{Service: q.service, Environment: q.environment,
 		Since: start.Add(-doraLookback), Before: end, Limit: maxPageSize}
-	var deploys []dora.Deploy
+	var deploys []slogate.Deploy
 	for {
 		page, next, err := s.ListDeploys(ctx, filter)
 		if err != nil {
 			return DORA{}, err
 		}
-		for _, d := range page {
-			deploys = append(deploys, doraDeploy(d))
-		}
+		deploys = append(deploys, page...)
 		if len(deploys) > maxDORADeploys {
 			return DORA{}, invalid(FieldError{Field: "window", Message: fmt.Sprintf("holds more than %d deploys: narrow it, or name a service", maxDORADeploys)})
 		}
@@ -212,7 +202,7 @@ func computeDORA(ctx context.Context, s Store, delivery Delivery, q doraQuery) (
 		var services []string
 		for _, h := range dora.Histories(deploys, end) {
 			for i, d := range h {
-				if !d.Finished(end) || !d.FinishedAt.After(start) || d.Status == dora.Failed || d.Status == dora.RolledBack {
+				if !d.Finished(end) || !d.FinishedAt.After(start) || d.Failed() {
 					continue
 				}
 				if _, ok := spans[d.Service]; !ok {
@@ -245,7 +235,7 @@ func sourceFault(err error) error {
 
 // impact measures what deploy d cost, as known at now: its history is d
 // and the deploys of its service and environment after it.
-func impact(c *gin.Context, s Store, delivery Delivery, d store.Deploy, now time.Time) (*dora.Impact, error) {
+func impact(c *gin.Context, s Store, delivery Delivery, d slogate.Deploy, now time.Time) (*dora.Impact, error) {
 	if delivery == nil {
 		return nil, nil
 	}
@@ -256,12 +246,12 @@ func impact(c *gin.Context, s Store, delivery Delivery, d store.Deploy, now time
 	if err != nil {
 		return nil, err
 	}
-	histories := dora.Histories(append([]dora.Deploy{doraDeploy(d)}, later...), now)
+	histories := dora.Histories(append([]slogate.Deploy{d}, later...), now)
 	if len(histories) != 1 {
 		// Started after now (clock skew): nothing to measure yet.
 		return nil, nil
 	}
-	i := slices.IndexFunc(histories[0], func(x dora.Deploy) bool { return x.ID == d.ID })
+	i := slices.IndexFunc(histories[0], func(x slogate.Deploy) bool { return x.ID == d.ID })
 	im, err := delivery.Impact(ctx, histories[0], i, dora.DefaultAttribution, now)
 	if err != nil {
 		return nil, sourceFault(err)
@@ -273,13 +263,13 @@ func impact(c *gin.Context, s Store, delivery Delivery, d store.Deploy, now time
 // started after d, oldest first, until the first that succeeded (the one
 // that restores a failed deploy), in windows that double from a day, at
 // most maxLaterDeploys.
-func deploysAfter(ctx context.Context, s Store, d store.Deploy, now time.Time) ([]dora.Deploy, error) {
-	var out []dora.Deploy
+func deploysAfter(ctx context.Context, s Store, d slogate.Deploy, now time.Time) ([]slogate.Deploy, error) {
+	var out []slogate.Deploy
 	from, span := d.StartedAt, 24*time.Hour
 	for !from.After(now) && len(out) < maxLaterDeploys {
 		to := from.Add(span)
 		f := store.DeployFilter{Service: d.Service, Environment: d.Environment, Since: from, Before: to, Limit: maxPageSize}
-		var window []dora.Deploy
+		var window []slogate.Deploy
 		for {
 			page, next, err := s.ListDeploys(ctx, f)
 			if err != nil {
@@ -291,7 +281,7 @@ func deploysAfter(ctx context.Context, s Store, d store.Deploy, now time.Time) (
 				if x.ID == d.ID || x.StartedAt.Equal(to) || x.StartedAt.Before(d.StartedAt) {
 					continue
 				}
-				window = append(window, doraDeploy(x))
+				window = append(window, x)
 			}
 			if next == "" || len(out)+len(window) >= maxLaterDeploys {
 				break
@@ -301,7 +291,7 @@ func deploysAfter(ctx context.Context, s Store, d store.Deploy, now time.Time) (
 		// Oldest first; the first that succeeded ends the history.
 		slices.Reverse(window)
 		for i, x := range window {
-			if x.Status == dora.Succeeded {
+			if x.Status == slogate.StatusSucceeded {
 				return append(out, window[:i+1]...), nil
 			}
 		}
@@ -316,7 +306,7 @@ func deploysAfter(ctx context.Context, s Store, d store.Deploy, now time.Time) (
 // through the compare API. Without a lister, a repository, a previous
 // commit, or when GitHub fails (logged), it ships none known: the deploy
 // is recorded all the same.
-func (h githubHandler) changes(ctx context.Context, d store.Deploy, repo string) []store.Commit {
+func (h githubHandler) changes(ctx context.Context, d slogate.Deploy, repo string) []slogate.Commit {
 	if h.commits == nil || repo == "" || d.Commit == "" {
 		return nil
 	}
@@ -341,7 +331,7 @@ func (h githubHandler) changes(ctx context.Context, d store.Deploy, repo string)
 // previousCommit is the commit of the newest deploy of d's service and
 // environment started before d that names one other than d's ("" if
 // none).
-func previousCommit(ctx context.Context, s Store, d store.Deploy) (string, error) {
+func previousCommit(ctx context.Context, s Store, d slogate.Deploy) (string, error) {
 	f := store.DeployFilter{Service: d.Service, Environment: d.Environment, Before: d.StartedAt, Limit: 20}
 	page, _, err := s.ListDeploys(ctx, f)
 	if err != nil {

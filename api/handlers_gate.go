@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/store"
 )
@@ -50,7 +51,7 @@ func evaluate(c *gin.Context, g Gate, req gate.Request) (gate.Answer, error) {
 		return gate.Answer{}, err
 	}
 	switch a.Decision {
-	case gate.Promote, gate.Halt, gate.Wait:
+	case slogate.Promote, slogate.Halt, slogate.Wait:
 		return a, nil
 	default:
 		return gate.Answer{}, fmt.Errorf("gate answered an unknown decision %q", a.Decision)
@@ -126,14 +127,14 @@ var flaggerChecks = map[string][]string{
 // roll back), so it refuses only a halt: a wait inside minDuration must not
 // use up the threshold. The confirm hooks hold on anything but promote.
 // rollback is inverted: 200 rolls the canary back, given only on halt.
-func flaggerGo(hook string, d gate.Decision) bool {
+func flaggerGo(hook string, d slogate.Decision) bool {
 	switch hook {
 	case hookRollout:
-		return d != gate.Halt
+		return d != slogate.Halt
 	case hookRollback:
-		return d == gate.Halt
+		return d == slogate.Halt
 	default:
-		return d == gate.Promote
+		return d == slogate.Promote
 	}
 }
 
@@ -209,7 +210,7 @@ func handleFlagger(g Gate, s Store, clock func() time.Time, maxBody int64) gin.H
 			fail(c, err)
 			return
 		}
-		var d store.Deploy
+		var d slogate.Deploy
 		if flaggerRecords(hook) && req.Version != "" && req.DeployID == "" {
 			if d, err = recordFlaggerDeploy(ctx, s, g, p, req); err != nil {
 				fail(c, err)
@@ -247,16 +248,16 @@ func handleFlagger(g Gate, s Store, clock func() time.Time, maxBody int64) gin.H
 // recordFlaggerDeploy records the canary's version as a deploy, once per
 // canary revision: the idempotency key is the canary and Flagger's
 // checksum of its revision, and the body never changes between hooks.
-func recordFlaggerDeploy(ctx context.Context, s Store, g Gate, p flaggerPayload, req gate.Request) (store.Deploy, error) {
+func recordFlaggerDeploy(ctx context.Context, s Store, g Gate, p flaggerPayload, req gate.Request) (slogate.Deploy, error) {
 	// A deploy of the version still running (recorded by CI, or by an
 	// earlier hook) is the rollout's: its start is when the canary began.
 	page, _, err := s.ListDeploys(ctx, store.DeployFilter{Service: req.Service, Environment: req.Environment, Limit: 20})
 	if err != nil {
-		return store.Deploy{}, fmt.Errorf("looking up the deploy of the Flagger rollout of %s/%s: %w", p.Namespace, p.Name, err)
+		return slogate.Deploy{}, fmt.Errorf("looking up the deploy of the Flagger rollout of %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	for _, d := range page {
 		if d.Version == req.Version {
-			if d.Status == store.StatusRunning {
+			if d.Status == slogate.StatusRunning {
 				return d, nil
 			}
 			break
@@ -266,7 +267,7 @@ func recordFlaggerDeploy(ctx context.Context, s Store, g Gate, p flaggerPayload,
 	if rev == "" {
 		rev = req.Version
 	}
-	d := store.Deploy{
+	d := slogate.Deploy{
 		Service: req.Service, Environment: req.Environment, Version: req.Version,
 		PreviousVersion: req.BaselineVersion, Strategy: "canary",
 		Labels:    map[string]string{"flagger.name": p.Name, "flagger.namespace": p.Namespace, "flagger.checksum": p.Checksum},
@@ -279,7 +280,7 @@ func recordFlaggerDeploy(ctx context.Context, s Store, g Gate, p flaggerPayload,
 	}
 	stored, created, err := s.CreateDeploy(ctx, d, key)
 	if err != nil {
-		return store.Deploy{}, fmt.Errorf("recording the Flagger rollout of %s/%s: %w", p.Namespace, p.Name, err)
+		return slogate.Deploy{}, fmt.Errorf("recording the Flagger rollout of %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	if created {
 		g.Invalidate(stored.Service, stored.Environment)
@@ -292,14 +293,14 @@ func recordFlaggerDeploy(ctx context.Context, s Store, g Gate, p flaggerPayload,
 // finishFlaggerDeploy records the outcome of a Flagger rollout from its
 // phase: Succeeded is succeeded, Failed is rolledBack (Flagger routes the
 // traffic back to the primary).
-func finishFlaggerDeploy(c *gin.Context, s Store, g Gate, clock func() time.Time, p flaggerPayload, d store.Deploy) {
+func finishFlaggerDeploy(c *gin.Context, s Store, g Gate, clock func() time.Time, p flaggerPayload, d slogate.Deploy) {
 	ctx := c.Request.Context()
 	var status string
 	switch p.Phase {
 	case "Succeeded":
-		status = store.StatusSucceeded
+		status = slogate.StatusSucceeded
 	case "Failed":
-		status = store.StatusRolledBack
+		status = slogate.StatusRolledBack
 	default:
 		fail(c, invalid(FieldError{Field: "phase", Message: fmt.Sprintf("post-rollout expects Succeeded or Failed, got %q", p.Phase)}))
 		return

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/store"
 )
 
@@ -36,9 +37,9 @@ const (
 
 // Deploy statuses of GitHub's deployment_status event that finish a deploy.
 var githubFinalStates = map[string]string{
-	"success": store.StatusSucceeded,
-	"failure": store.StatusFailed,
-	"error":   store.StatusFailed,
+	"success": slogate.StatusSucceeded,
+	"failure": slogate.StatusFailed,
+	"error":   slogate.StatusFailed,
 }
 
 // The parts of GitHub's webhook payloads slogate reads; GitHub sends many
@@ -282,7 +283,7 @@ func (h githubHandler) deploymentStatus(c *gin.Context, body []byte) {
 // idempotency key both derive from the deployment's id. A deploy first
 // recorded from a deployment status may differ (its pipeline URL is the
 // status's); it is the same deployment, so it is returned as stored.
-func (h githubHandler) create(ctx context.Context, d store.Deploy) (store.Deploy, bool, error) {
+func (h githubHandler) create(ctx context.Context, d slogate.Deploy) (slogate.Deploy, bool, error) {
 	key := "github/deployment/" + strings.TrimPrefix(d.ID, githubDeployIDPrefix)
 	stored, created, err := h.s.CreateDeploy(ctx, d, key)
 	if errors.Is(err, store.ErrIdempotencyConflict) || errors.Is(err, store.ErrConflict) {
@@ -291,11 +292,11 @@ func (h githubHandler) create(ctx context.Context, d store.Deploy) (store.Deploy
 		}
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return store.Deploy{}, false, &Problem{Type: typeConflict, Title: "Conflict", Status: http.StatusConflict,
+		return slogate.Deploy{}, false, &Problem{Type: typeConflict, Title: "Conflict", Status: http.StatusConflict,
 			Detail: err.Error(), Errors: []FieldError{{Field: "deployment.id", Message: "another deploy holds the id " + d.ID}}}
 	}
 	if err != nil {
-		return store.Deploy{}, false, err
+		return slogate.Deploy{}, false, err
 	}
 	if created {
 		h.g.Invalidate(stored.Service, stored.Environment)
@@ -306,7 +307,7 @@ func (h githubHandler) create(ctx context.Context, d store.Deploy) (store.Deploy
 // githubDeploy maps a GitHub deployment (and, from a deployment_status
 // event, its status) to the deploy to store. Problems name the field of
 // GitHub's payload the value came from.
-func githubDeploy(ev githubEvent, services map[string]string, now time.Time) (store.Deploy, error) {
+func githubDeploy(ev githubEvent, services map[string]string, now time.Time) (slogate.Deploy, error) {
 	dep, repo := ev.Deployment, ev.Repository
 	var f fields
 	if dep.ID <= 0 {
@@ -359,7 +360,7 @@ func githubDeploy(ev githubEvent, services map[string]string, now time.Time) (st
 		f = append(f, p)
 	}
 	if err := f.err(); err != nil {
-		return store.Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	d.ID = githubDeployIDPrefix + strconv.FormatInt(dep.ID, 10)
 	d.CreatedBy = githubPrincipal

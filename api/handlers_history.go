@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -17,7 +18,7 @@ import (
 // the web UI list. store.Store satisfies it; when Deps.Records is nil and
 // Deps.Store has these methods, the server uses the store.
 type Records interface {
-	ListDecisions(ctx context.Context, f store.DecisionFilter) ([]store.Decision, string, error)
+	ListDecisions(ctx context.Context, f store.DecisionFilter) ([]slogate.DecisionRecord, string, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, string, error)
 	ActiveOverride(ctx context.Context, service, env string, at time.Time) (store.Override, bool, error)
 }
@@ -56,13 +57,13 @@ type HistoryPoint struct {
 
 // DecisionMark is a gate answer drawn on a chart.
 type DecisionMark struct {
-	EvaluationID string    `json:"evaluationId"`
-	Decision     string    `json:"decision"`
-	Reason       string    `json:"reason"`
-	Environment  string    `json:"environment"`
-	Version      string    `json:"version,omitempty"`
-	DeployID     string    `json:"deployId,omitempty"`
-	EvaluatedAt  time.Time `json:"evaluatedAt"`
+	EvaluationID string           `json:"evaluationId"`
+	Decision     slogate.Decision `json:"decision"`
+	Reason       string           `json:"reason"`
+	Environment  string           `json:"environment"`
+	Version      string           `json:"version,omitempty"`
+	DeployID     string           `json:"deployId,omitempty"`
+	EvaluatedAt  time.Time        `json:"evaluatedAt"`
 }
 
 // History limits: points per answer, and objectives measured at once.
@@ -191,7 +192,7 @@ func sloHistory(ctx context.Context, s SLOs, st Store, rec Records, name string,
 	return h, true, nil
 }
 
-func decisionMark(d store.Decision) DecisionMark {
+func decisionMark(d slogate.DecisionRecord) DecisionMark {
 	return DecisionMark{EvaluationID: d.EvaluationID, Decision: d.Decision, Reason: d.Reason, Environment: d.Environment,
 		Version: d.Version, DeployID: d.DeployID, EvaluatedAt: d.EvaluatedAt.UTC()}
 }
@@ -199,8 +200,8 @@ func decisionMark(d store.Decision) DecisionMark {
 // deploysIn are the deploys of a service (in env, or every environment)
 // that ran during [from, to]: started by to, not finished before from;
 // oldest first, at most historyListLimit.
-func deploysIn(ctx context.Context, st Store, service, env string, from, to time.Time) ([]store.Deploy, error) {
-	var out []store.Deploy
+func deploysIn(ctx context.Context, st Store, service, env string, from, to time.Time) ([]slogate.Deploy, error) {
+	var out []slogate.Deploy
 	f := store.DeployFilter{Service: service, Environment: env, Before: to, Limit: 200}
 	for len(out) < historyListLimit {
 		page, next, err := st.ListDeploys(ctx, f)
@@ -230,8 +231,8 @@ func deploysIn(ctx context.Context, st Store, service, env string, from, to time
 
 // decisionsIn are the decisions of the filter evaluated by to, oldest
 // first, at most historyListLimit.
-func decisionsIn(ctx context.Context, rec Records, f store.DecisionFilter, to time.Time) ([]store.Decision, error) {
-	var out []store.Decision
+func decisionsIn(ctx context.Context, rec Records, f store.DecisionFilter, to time.Time) ([]slogate.DecisionRecord, error) {
+	var out []slogate.DecisionRecord
 	f.Limit = 500
 	for len(out) < historyListLimit {
 		page, next, err := rec.ListDecisions(ctx, f)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/store"
 )
@@ -117,7 +118,7 @@ func problemFor(err error) *Problem {
 		a := sf.Answer
 		return &Problem{Type: typeSourceFault, Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
 			Detail: "a data source failed, so the gate cannot decide: " + a.Reason, EvaluationID: a.EvaluationID,
-			Verdict: &gate.Outcome{Decision: gate.Fault, Reason: a.Reason}, Checks: a.Checks,
+			Verdict: &gate.Outcome{Decision: slogate.Fault, Reason: a.Reason}, Checks: a.Checks,
 			header: http.Header{"Retry-After": {"10"}}}
 	case errors.As(err, &busy):
 		// The gate's global limit on uncached evaluations: slogate is

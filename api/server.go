@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -33,11 +34,11 @@ type Gate interface {
 
 // Store is the part of store.Store the API uses.
 type Store interface {
-	CreateDeploy(ctx context.Context, d store.Deploy, idempotencyKey string, outbox ...store.OutboxMessage) (stored store.Deploy, created bool, err error)
-	GetDeploy(ctx context.Context, id string) (store.Deploy, error)
-	ListDeploys(ctx context.Context, f store.DeployFilter) ([]store.Deploy, string, error)
-	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (store.Deploy, error)
-	GetDecision(ctx context.Context, evaluationID string) (store.Decision, error)
+	CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (stored slogate.Deploy, created bool, err error)
+	GetDeploy(ctx context.Context, id string) (slogate.Deploy, error)
+	ListDeploys(ctx context.Context, f store.DeployFilter) ([]slogate.Deploy, string, error)
+	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error)
+	GetDecision(ctx context.Context, evaluationID string) (slogate.DecisionRecord, error)
 	CreateOverride(ctx context.Context, o store.Override) (store.Override, error)
 	RevokeOverride(ctx context.Context, id, by string) (store.Override, error)
 	Audit(ctx context.Context, e store.AuditEntry) error

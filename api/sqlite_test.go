@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -91,8 +92,8 @@ func TestAgainstTheSQLiteStore(t *testing.T) {
 	problem(t, h.do(t, call{method: "DELETE", path: "/v1/overrides/ovr_nothing", token: tokOncall}), http.StatusNotFound)
 
 	stored := []byte(`{"decision":"halt","reason":"a > b","evaluationId":"ev_sqlite"}`)
-	if _, err := st.SaveDecision(ctx, store.Decision{EvaluationID: "ev_sqlite", Service: "checkout", Environment: "production",
-		Decision: store.DecisionHalt, Reason: "a > b", Body: stored, EvaluatedAt: now}); err != nil {
+	if _, err := st.SaveDecision(ctx, slogate.DecisionRecord{EvaluationID: "ev_sqlite", Service: "checkout", Environment: "production",
+		Decision: slogate.Halt, Reason: "a > b", Body: stored, EvaluatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.do(t, call{method: "GET", path: "/v1/decisions/ev_sqlite", token: tokRead}); !bytes.Equal(r.body, stored) {

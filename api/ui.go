@@ -22,6 +22,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -637,7 +638,7 @@ func (u *ui) deploysPage() gin.HandlerFunc {
 
 type decisionData struct {
 	Answer gate.Answer
-	Stored store.Decision
+	Stored slogate.DecisionRecord
 	Deploy *Deploy
 }
 
@@ -664,7 +665,7 @@ func (u *ui) decisionPage() gin.HandlerFunc {
 				data.Deploy = &out
 			}
 		}
-		u.render(c, http.StatusOK, "decision.html", "Decision "+d.Decision+" — "+d.Service, data)
+		u.render(c, http.StatusOK, "decision.html", "Decision "+string(d.Decision)+" — "+d.Service, data)
 	}
 }
 

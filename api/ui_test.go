@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
 )
@@ -43,14 +44,14 @@ func (s *timedSLOs) Status(_ context.Context, name string, at time.Time) (slo.St
 // fakeRecords keeps decisions for the history and the UI.
 type fakeRecords struct {
 	mu        sync.Mutex
-	decisions []store.Decision
+	decisions []slogate.DecisionRecord
 	audit     []store.AuditEntry
 }
 
-func (r *fakeRecords) ListDecisions(_ context.Context, f store.DecisionFilter) ([]store.Decision, string, error) {
+func (r *fakeRecords) ListDecisions(_ context.Context, f store.DecisionFilter) ([]slogate.DecisionRecord, string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []store.Decision
+	var out []slogate.DecisionRecord
 	for i := len(r.decisions) - 1; i >= 0; i-- {
 		d := r.decisions[i]
 		if (f.Service == "" || d.Service == f.Service) && (f.DeployID == "" || d.DeployID == f.DeployID) && !d.EvaluatedAt.Before(f.Since) {
@@ -70,7 +71,7 @@ func (r *fakeRecords) ActiveOverride(context.Context, string, string, time.Time)
 
 func historyHarness(t *testing.T) *harness {
 	t.Helper()
-	recs := &fakeRecords{decisions: []store.Decision{
+	recs := &fakeRecords{decisions: []slogate.DecisionRecord{
 		{EvaluationID: "ev_before", Service: "checkout", Environment: "production", Version: "v1", Decision: "promote", Reason: "all checks pass", EvaluatedAt: fixedTime.Add(-3 * time.Hour)},
 		{EvaluationID: "ev_wait", Service: "checkout", Environment: "production", Version: "v2", DeployID: "dep_v2", Decision: "wait", Reason: "checkout-availability: 5m of 10m elapsed", EvaluatedAt: fixedTime.Add(-25 * time.Minute)},
 		{EvaluationID: "ev_halt", Service: "checkout", Environment: "production", Version: "v2", DeployID: "dep_v2", Decision: "halt", Reason: "checkout-availability: version v2 burns budget at 6.3x since 11:45 (max 2x)", EvaluatedAt: fixedTime.Add(-20 * time.Minute)},
@@ -81,7 +82,7 @@ func historyHarness(t *testing.T) *harness {
 		d.Records = recs
 	})
 	ctx := context.Background()
-	for _, d := range []store.Deploy{
+	for _, d := range []slogate.Deploy{
 		{ID: "dep_old", Service: "checkout", Environment: "production", Version: "v0", StartedAt: fixedTime.Add(-30 * time.Hour), Status: "succeeded"},
 		{ID: "dep_v1", Service: "checkout", Environment: "production", Version: "v1", StartedAt: fixedTime.Add(-2 * time.Hour), Status: "succeeded"},
 		{ID: "dep_v2", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: fixedTime.Add(-30 * time.Minute), Status: "running"},

@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate/dora"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -37,7 +38,7 @@ type Commit struct {
 	Time *time.Time `json:"time"`
 }
 
-func deployOut(d store.Deploy) Deploy {
+func deployOut(d slogate.Deploy) Deploy {
 	return Deploy{
 		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
 		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,

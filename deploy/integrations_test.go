@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
@@ -27,7 +28,7 @@ import (
 // fakeGate answers every ask with decision.
 type fakeGate struct {
 	mu       sync.Mutex
-	decision gate.Decision
+	decision slogate.Decision
 }
 
 func (g *fakeGate) Evaluate(_ context.Context, r gate.Request) (gate.Answer, error) {
@@ -144,7 +145,7 @@ func TestArgoCDNotifications(t *testing.T) {
 				}
 				return b.String()
 			}
-			base, st := startSlogate(t, &fakeGate{decision: gate.Promote})
+			base, st := startSlogate(t, &fakeGate{decision: slogate.Promote})
 			send := func(trig string, want int) {
 				t.Helper()
 				for _, name := range sends[trig] {
@@ -179,7 +180,7 @@ func TestArgoCDNotifications(t *testing.T) {
 			}
 			d := list[0]
 			if d.Service != wantService || d.Environment != wantEnv || d.Version != "9f2c1e4b7a6d5c3b2a1f0e9d8c7b6a5f4e3d2c1b" ||
-				d.Status != store.StatusFailed || d.PipelineURL != "https://argocd.example.com/applications/argocd/checkout-production" ||
+				d.Status != slogate.StatusFailed || d.PipelineURL != "https://argocd.example.com/applications/argocd/checkout-production" ||
 				!d.StartedAt.Equal(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)) {
 				t.Fatalf("deploy %+v", d)
 			}
@@ -233,11 +234,11 @@ func TestJenkinsfile(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	for name, tc := range map[string]struct {
-		decision gate.Decision
+		decision slogate.Decision
 		check    int
 	}{
-		"a promote passes every stage": {gate.Promote, 0},
-		"a halt fails the stage":       {gate.Halt, 1},
+		"a promote passes every stage": {slogate.Promote, 0},
+		"a halt fails the stage":       {slogate.Halt, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			base, st := startSlogate(t, &fakeGate{decision: tc.decision})

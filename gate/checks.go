@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -128,7 +129,7 @@ func (e *Engine) budgetCheck(ctx context.Context, o slo.Objective, p slo.GatePol
 // docs/statistics.md): halt as soon as the sequence's lower bound is
 // above maxBurnRate × (1 − target); pass when its upper bound is at or
 // below it once MinDuration and MinEvents are reached; wait otherwise.
-func (e *Engine) verificationCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version string, d Deploy, hasDeploy bool, now time.Time) Check {
+func (e *Engine) verificationCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version string, d slogate.Deploy, hasDeploy bool, now time.Time) Check {
 	v := p.Verification
 	c := Check{Kind: KindVerification, SLO: o.Name, Target: o.Target, MaxBurnRate: f(v.MaxBurnRate)}
 	if !hasDeploy {
@@ -215,7 +216,7 @@ func (e *Engine) verificationCheck(ctx context.Context, o slo.Objective, p slo.G
 // raw SLI has no event counts to test, and e.fixedSample keeps the rule
 // the gate used before, for the decision-quality benchmark. Neither is
 // anytime-valid.
-func (e *Engine) verificationPoint(c Check, v slo.VerificationPolicy, version string, d Deploy, counts slo.Counts, burn float64, early bool) Check {
+func (e *Engine) verificationPoint(c Check, v slo.VerificationPolicy, version string, d slogate.Deploy, counts slo.Counts, burn float64, early bool) Check {
 	how := "point estimate of a raw SLI"
 	c.Test = TestPointEstimate
 	if !counts.Raw {
@@ -247,7 +248,7 @@ func (e *Engine) verificationPoint(c Check, v slo.VerificationPolicy, version st
 // while it straddles the tolerance. A configured comparison that cannot
 // run (no deploy, no baseline, a raw SLI, no events past minDuration) is
 // no data, never pass.
-func (e *Engine) canaryCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version, baseline string, d Deploy, hasDeploy bool, now time.Time) Check {
+func (e *Engine) canaryCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version, baseline string, d slogate.Deploy, hasDeploy bool, now time.Time) Check {
 	cp := *p.Canary
 	c := Check{Kind: KindCanary, SLO: o.Name, Target: o.Target}
 	if !hasDeploy {

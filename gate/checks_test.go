@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -165,7 +166,7 @@ func TestCanaryAndVerificationVerdicts(t *testing.T) {
 			if c.Verdict != tc.wantVerdict || c.NoData != tc.wantNoData || !strings.Contains(c.Reason, tc.reason) {
 				t.Errorf("got %s (noData %v) %q, want %s (noData %v) %q", c.Verdict, c.NoData, c.Reason, tc.wantVerdict, tc.wantNoData, tc.reason)
 			}
-			if a.Decision == Promote && (c.NoData || c.Verdict != Pass) {
+			if a.Decision == slogate.Promote && (c.NoData || c.Verdict != Pass) {
 				t.Errorf("promoted with %+v", c)
 			}
 			if _, err := json.Marshal(a); err != nil {

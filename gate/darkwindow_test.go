@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -37,10 +38,10 @@ func TestABudgetCheckWithADarkShortWindowIsNoData(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		onNoData slo.OnNoData
-		want     Decision
+		want     slogate.Decision
 	}{
-		"halts by default":              {want: Halt},
-		"waits when the policy says so": {onNoData: slo.NoDataWait, want: Wait},
+		"halts by default":              {want: slogate.Halt},
+		"waits when the policy says so": {onNoData: slo.NoDataWait, want: slogate.Wait},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := slo.DefaultPolicy("checkout")

@@ -75,6 +75,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -146,7 +147,7 @@ const maxShownEValue = 1e12
 // at some bucket bound, pass after minDuration and minEvents without such
 // a shift, wait before. Differing bucket bounds, missing buckets and
 // failed sources are no data.
-func (e *Engine) latencyCheck(ctx context.Context, o slo.Objective, h slo.Histogram, p slo.GatePolicy, version, baseline string, d Deploy, hasDeploy bool, now time.Time) Check {
+func (e *Engine) latencyCheck(ctx context.Context, o slo.Objective, h slo.Histogram, p slo.GatePolicy, version, baseline string, d slogate.Deploy, hasDeploy bool, now time.Time) Check {
 	cp := *p.Canary
 	c := Check{Kind: KindCanaryLatency, SLO: o.Name, Target: o.Target}
 	if !hasDeploy {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -97,7 +98,7 @@ func BenchmarkLatencyQuality(b *testing.B) {
 		{"slower-50pct", slowerBy(baseDist, 0.5)},
 	}
 	start := now.Add(-time.Duration(minutes) * time.Minute)
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: start}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: start}
 	for b.Loop() {
 		for ki, kind := range kinds {
 			rng := rand.New(rand.NewPCG(42, uint64(ki)))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -231,7 +232,7 @@ func perMinute(dist []float64, n float64) []float64 {
 }
 
 func TestLatencyCheckInTheGate(t *testing.T) {
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
 	// Both versions serve 1 % above 1 s, so the SLO's own bound (and the
 	// canary check on it) sees no difference; v2's requests moved up
 	// below it.
@@ -239,16 +240,16 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 	ok := func(v string) vt { return vt{rate: 10, errRatio: 0.01} }
 	tests := map[string]struct {
 		src       *histograms
-		deploy    Deploy
+		deploy    slogate.Deploy
 		want      Verdict
 		noData    bool
-		decision  Decision
+		decision  slogate.Decision
 		reason    []string
 		minEvents *float64
 	}{
 		"a canary slower under the SLO threshold halts and names the bounds that moved": {
 			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 600)}},
-			want: Fail, decision: Halt,
+			want: Fail, decision: slogate.Halt,
 			reason: []string{"canary v2 is slower than baseline v1", "slower than 0.05", "slower than 0.1", "slower than 0.25"},
 		},
 		"a canary with the baseline's distribution passes": {
@@ -260,28 +261,28 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 				perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(baseDist, 60)},
 				bounds: map[string][]float64{"v2": {0.05, 0.1, 0.3, 0.5, 1, 2.5, math.Inf(1)}},
 			},
-			want: Fail, noData: true, decision: Halt,
+			want: Fail, noData: true, decision: slogate.Halt,
 			reason: []string{"different bucket bounds", "canary v2 (le 0.05, 0.1, 0.3, 0.5, 1, 2.5, +Inf)", "baseline v1 (le 0.05, 0.1, 0.25, 0.5, 1, 2.5, +Inf)"},
 		},
 		"a canary with no histogram series after minDuration is no data": {
 			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600)}},
-			want: Fail, noData: true, decision: Halt, reason: []string{"latency distribution of version v2 not measured"},
+			want: Fail, noData: true, decision: slogate.Halt, reason: []string{"latency distribution of version v2 not measured"},
 		},
 		"a canary with no histogram series inside minDuration waits": {
 			src:    &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600)}},
-			deploy: Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-5 * time.Minute)},
+			deploy: slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-5 * time.Minute)},
 			want:   Pending, reason: []string{"no requests of version v2"},
 		},
 		"a version with series but no requests after minDuration is no data, even with minEvents 0": {
 			src:       &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(baseDist, 0)}},
-			minEvents: f(0), want: Fail, noData: true, decision: Halt, reason: []string{"no requests to compare latencies: canary v2 0"},
+			minEvents: f(0), want: Fail, noData: true, decision: slogate.Halt, reason: []string{"no requests to compare latencies: canary v2 0"},
 		},
 		"a histogram with only the +Inf bucket is no data": {
 			src: &histograms{
 				perMin: map[string][]float64{"v1": {600}, "v2": {60}},
 				bounds: map[string][]float64{"v1": {math.Inf(1)}, "v2": {math.Inf(1)}},
 			},
-			want: Fail, noData: true, decision: Halt, reason: []string{"no bucket bound but +Inf"},
+			want: Fail, noData: true, decision: slogate.Halt, reason: []string{"no bucket bound but +Inf"},
 		},
 		"too few requests wait": {
 			src:  &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowBelow, 1)}},
@@ -324,7 +325,7 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 			if tc.decision != "" && a.Decision != tc.decision {
 				t.Errorf("decision %s, want %s (%s)", a.Decision, tc.decision, a.Reason)
 			}
-			if tc.want == Pass && a.Decision != Promote {
+			if tc.want == Pass && a.Decision != slogate.Promote {
 				t.Errorf("decision %s, want promote with the other checks passing: %s", a.Decision, a.Reason)
 			}
 		})
@@ -332,7 +333,7 @@ func TestLatencyCheckInTheGate(t *testing.T) {
 }
 
 func TestLatencyCheckSourceFaultIsNotAPass(t *testing.T) {
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
 	src := &histograms{bErr: fmt.Errorf("fake: %w", slo.ErrUnavailable)}
 	src.versions = map[string]vt{"v1": {10, 0.01}, "v2": {1, 0.01}}
 	e := engine(t, src, latencySet(canaryPolicy()), fakeDeploys{deploy.ID: deploy}, nil)
@@ -343,7 +344,7 @@ func TestLatencyCheckSourceFaultIsNotAPass(t *testing.T) {
 }
 
 func TestLatencyCheckShowsItsFigures(t *testing.T) {
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
 	src := &histograms{perMin: map[string][]float64{"v1": perMinute(baseDist, 600), "v2": perMinute(slowerBy(baseDist, 0.3), 60)}}
 	src.versions = map[string]vt{"v1": {10, 0.01}, "v2": {1, 0.01}}
 	e := engine(t, src, latencySet(canaryPolicy()), fakeDeploys{deploy.ID: deploy}, nil)
@@ -380,7 +381,7 @@ func TestLatencyCheckShowsItsFigures(t *testing.T) {
 }
 
 func TestLatencyCheckWithoutBucketSourceIsNoData(t *testing.T) {
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
 	src := &traffic{versions: map[string]vt{"v1": {10, 0.01}, "v2": {1, 0.01}}}
 	e := engine(t, src, latencySet(canaryPolicy()), fakeDeploys{deploy.ID: deploy}, nil)
 	a, err := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", DeployID: deploy.ID})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -22,15 +23,15 @@ func TestSourceFaultsAreNotNoData(t *testing.T) {
 		onNoData      slo.OnNoData
 		err           error
 		wantFault     bool
-		want          Decision
+		want          slogate.Decision
 	}{
 		"by default a failed source is a fault, not a halt":  {err: down, wantFault: true},
 		"a failed source is a fault even when no data waits": {err: down, onNoData: slo.NoDataWait, wantFault: true},
-		"onSourceError halt halts":                           {err: down, onSourceError: slo.SourceErrorHalt, want: Halt},
-		"onSourceError wait waits":                           {err: down, onSourceError: slo.SourceErrorWait, want: Wait},
+		"onSourceError halt halts":                           {err: down, onSourceError: slo.SourceErrorHalt, want: slogate.Halt},
+		"onSourceError wait waits":                           {err: down, onSourceError: slo.SourceErrorWait, want: slogate.Wait},
 		"a timeout is a source fault":                        {err: fmt.Errorf("query: %w", slo.ErrTimeout), wantFault: true},
 		"a query the source refuses is a source fault":       {err: fmt.Errorf("parse error: %w", slo.ErrBadQuery), wantFault: true},
-		"no data follows onNoData, not onSourceError":        {err: fmt.Errorf("empty: %w", slo.ErrNoData), onSourceError: slo.SourceErrorWait, want: Halt},
+		"no data follows onNoData, not onSourceError":        {err: fmt.Errorf("empty: %w", slo.ErrNoData), onSourceError: slo.SourceErrorWait, want: slogate.Halt},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -48,7 +49,7 @@ func TestSourceFaultsAreNotNoData(t *testing.T) {
 				if !errors.As(err, &sf) || !errors.Is(err, ErrSourceFault) {
 					t.Fatalf("got %v %v, want a source fault", a.Decision, err)
 				}
-				if sf.Answer.Decision != Fault || len(sf.Answer.Checks) == 0 || !sf.Answer.Checks[0].SourceError || sf.Answer.Checks[0].Verdict != Errored {
+				if sf.Answer.Decision != slogate.Fault || len(sf.Answer.Checks) == 0 || !sf.Answer.Checks[0].SourceError || sf.Answer.Checks[0].Verdict != Errored {
 					t.Fatalf("the fault's answer does not say what failed: %+v", sf.Answer)
 				}
 				return
@@ -80,7 +81,7 @@ func TestEvidenceOfHarmOutweighsAFailedSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Decision != Halt || !strings.Contains(a.Reason, "exhausted") {
+	if a.Decision != slogate.Halt || !strings.Contains(a.Reason, "exhausted") {
 		t.Fatalf("got %s %q, want a halt on the spent budget", a.Decision, a.Reason)
 	}
 }
@@ -175,17 +176,17 @@ func TestARevokedOverrideIsNotServedFromACacheFilledBeforeIt(t *testing.T) {
 	}
 	close(ov.release)
 	a := <-first
-	if a.Decision != Promote {
+	if a.Decision != slogate.Promote {
 		t.Fatalf("the evaluation begun under the override answered %s", a.Decision)
 	}
-	if second.Decision != Halt || second.EvaluationID == a.EvaluationID {
+	if second.Decision != slogate.Halt || second.EvaluationID == a.EvaluationID {
 		t.Fatalf("an ask after the revocation got %s (evaluation %s, first %s), want a fresh halt", second.Decision, second.EvaluationID, a.EvaluationID)
 	}
 	third, err := e.Evaluate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.Decision != Halt {
+	if third.Decision != slogate.Halt {
 		t.Fatalf("the stale promote was cached: third ask got %s %q", third.Decision, third.Reason)
 	}
 }
@@ -207,14 +208,14 @@ func TestPointInTimeAnswers(t *testing.T) {
 	at := now.Add(-8 * time.Minute)
 	tests := map[string]struct {
 		req     Request
-		want    Decision
+		want    slogate.Decision
 		reason  string
 		wantErr error
 	}{
 		"a version asked at an instant 12 minutes into its deploy is judged then": {
-			req: Request{Service: "checkout", Environment: "production", Version: "v2", At: now.Add(-8 * time.Minute)}, want: Promote},
+			req: Request{Service: "checkout", Environment: "production", Version: "v2", At: now.Add(-8 * time.Minute)}, want: slogate.Promote},
 		"a version deployed after the instant has no deploy then": {
-			req: Request{Service: "checkout", Environment: "production", Version: "v3", At: at}, want: Halt, reason: "no deploy of version v3"},
+			req: Request{Service: "checkout", Environment: "production", Version: "v3", At: at}, want: slogate.Halt, reason: "no deploy of version v3"},
 		"a deploy named by id that began after the instant is refused": {
 			req: Request{Service: "checkout", Environment: "production", DeployID: "dep_2", At: at}, wantErr: ErrInvalid},
 		"an instant in the future is refused": {
@@ -284,25 +285,25 @@ func (r *rangeRecorder) ends() []time.Time {
 // TestDryRuns: a dry-run policy or check answers with the enforced checks
 // only, and keeps the real verdict beside the answer.
 func TestDryRuns(t *testing.T) {
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
 	burning := map[string]vt{"v1": {100, 0.0002}, "v2": {10, 0.0063}} // v2 burns 6.3x, at least 3.8x at 95 %
 	tests := map[string]struct {
 		policy     func(*slo.GatePolicy)
 		versions   map[string]vt
 		srcErr     error
-		want       Decision
-		wantDryRun Decision // "" when the answer carries none
+		want       slogate.Decision
+		wantDryRun slogate.Decision // "" when the answer carries none
 	}{
 		"a dry-run policy promotes a halted version and records the halt": {
-			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, versions: burning, want: Promote, wantDryRun: Halt},
+			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, versions: burning, want: slogate.Promote, wantDryRun: slogate.Halt},
 		"a dry-run verification check promotes and records the halt": {
-			policy: func(p *slo.GatePolicy) { p.Verification.Mode = slo.ModeDryRun }, versions: burning, want: Promote, wantDryRun: Halt},
+			policy: func(p *slo.GatePolicy) { p.Verification.Mode = slo.ModeDryRun }, versions: burning, want: slogate.Promote, wantDryRun: slogate.Halt},
 		"a dry-run budget check does not lift a verification halt": {
-			policy: func(p *slo.GatePolicy) { p.Budget.Mode = slo.ModeDryRun }, versions: burning, want: Halt},
+			policy: func(p *slo.GatePolicy) { p.Budget.Mode = slo.ModeDryRun }, versions: burning, want: slogate.Halt},
 		"a dry-run policy with a healthy version carries no dry-run verdict": {
-			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}}, want: Promote},
+			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}}, want: slogate.Promote},
 		"a dry-run policy with its source down promotes and records the fault": {
-			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, srcErr: fmt.Errorf("down: %w", slo.ErrUnavailable), want: Promote, wantDryRun: Fault},
+			policy: func(p *slo.GatePolicy) { p.Mode = slo.ModeDryRun }, srcErr: fmt.Errorf("down: %w", slo.ErrUnavailable), want: slogate.Promote, wantDryRun: slogate.Fault},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -343,7 +344,7 @@ func TestTheBaselineIsNeverAFailedVersion(t *testing.T) {
 		t.Fatalf("baseline %q, want v1 (v2 was rolled back)", a.Baseline)
 	}
 	// A redeploy of v3 compares with v1 too, not with the earlier v3.
-	deploys["dep_4"] = Deploy{ID: "dep_4", Service: "checkout", Environment: "production", Version: "v3", StartedAt: now.Add(-10 * time.Minute)}
+	deploys["dep_4"] = slogate.Deploy{ID: "dep_4", Service: "checkout", Environment: "production", Version: "v3", StartedAt: now.Add(-10 * time.Minute)}
 	a, err = e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", DeployID: "dep_4"})
 	if err != nil {
 		t.Fatal(err)
@@ -364,11 +365,11 @@ func TestFewEventsInTheBudgetPeriodAreNotAnExhaustedBudget(t *testing.T) {
 	// of a month is not judged.
 	tests := map[string]struct {
 		at     time.Time
-		want   Decision
+		want   slogate.Decision
 		reason string
 	}{
-		"eleven days into the month 2 % errors is a spent budget":  {at: now, want: Halt, reason: "exhausted"},
-		"ten minutes into the month it is too few events to judge": {at: time.Date(2026, 11, 1, 0, 10, 0, 0, time.UTC), want: Promote, reason: "not judged"},
+		"eleven days into the month 2 % errors is a spent budget":  {at: now, want: slogate.Halt, reason: "exhausted"},
+		"ten minutes into the month it is too few events to judge": {at: time.Date(2026, 11, 1, 0, 10, 0, 0, time.UTC), want: slogate.Promote, reason: "not judged"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -394,13 +395,13 @@ func TestAMomentWhoseChecksAreOffGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Decision != Promote || len(a.Checks) != 0 {
+	if a.Decision != slogate.Promote || len(a.Checks) != 0 {
 		t.Fatalf("got %s %q with %d checks", a.Decision, a.Reason, len(a.Checks))
 	}
 	// Without a restriction, no check at all is never a promote.
 	p.Verification.Disabled = true
 	e = engine(t, &traffic{versions: map[string]vt{"v1": {10, 0.02}}}, set(&p), nil, nil)
-	if a, _ := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", Version: "v2"}); a.Decision != Halt {
+	if a, _ := e.Evaluate(context.Background(), Request{Service: "checkout", Environment: "production", Version: "v2"}); a.Decision != slogate.Halt {
 		t.Fatalf("a policy with every check off answered %s", a.Decision)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -48,18 +49,6 @@ func (e *SourceFaultError) Error() string {
 }
 
 func (e *SourceFaultError) Unwrap() error { return ErrSourceFault }
-
-// Decision is the gate's answer.
-type Decision string
-
-const (
-	Promote Decision = "promote"
-	Halt    Decision = "halt"
-	Wait    Decision = "wait"
-	// Fault is no decision: a source failed. It appears only as the real
-	// verdict of a dry run and in a SourceFaultError's answer.
-	Fault Decision = "error"
-)
 
 // Verdict is one check's outcome.
 type Verdict string
@@ -111,34 +100,19 @@ func (r Request) wants(kind string) bool {
 	return len(r.Checks) == 0 || slices.Contains(r.Checks, kind)
 }
 
-// Deploy is what the gate needs of a recorded deploy.
-type Deploy struct {
-	ID              string
-	Service         string
-	Environment     string
-	Version         string
-	PreviousVersion string
-	StartedAt       time.Time
-	// Status is running, succeeded, failed or rolledBack.
-	Status string
-}
-
-// failed reports whether a deploy ended badly: such a version is never
-// a canary's baseline.
-func (d Deploy) failed() bool { return d.Status == "failed" || d.Status == "rolledBack" }
-
-// Deploys looks up recorded deploys (the store, through an adapter).
+// Deploys looks up recorded deploys (the store, through
+// internal/deploys.Lookup).
 type Deploys interface {
 	// Deploy returns the deploy with the id, or an error wrapping
 	// ErrUnknownDeploy.
-	Deploy(ctx context.Context, id string) (Deploy, error)
+	Deploy(ctx context.Context, id string) (slogate.Deploy, error)
 	// Latest returns the newest deploy of service in env started before
 	// the instant, of another version than notVersion, that did not fail
 	// or roll back (a baseline); found is false when there is none.
-	Latest(ctx context.Context, service, env string, before time.Time, notVersion string) (d Deploy, found bool, err error)
+	Latest(ctx context.Context, service, env string, before time.Time, notVersion string) (d slogate.Deploy, found bool, err error)
 	// OfVersion returns the newest deploy of a version of service in env
 	// started at or before the instant; found is false when there is none.
-	OfVersion(ctx context.Context, service, env, version string, before time.Time) (d Deploy, found bool, err error)
+	OfVersion(ctx context.Context, service, env, version string, before time.Time) (d slogate.Deploy, found bool, err error)
 }
 
 // Override is a break-glass lifting of the budget policy.
@@ -231,24 +205,24 @@ type Sample struct {
 // (what Argo Rollouts' web metric picks with jsonPath "{$.verdict}") and
 // a dry run's real verdict.
 type Outcome struct {
-	Decision Decision `json:"decision"`
-	Reason   string   `json:"reason"`
+	Decision slogate.Decision `json:"decision"`
+	Reason   string           `json:"reason"`
 }
 
 // Answer is the gate's answer (DESIGN.md, "The gate's answer").
 type Answer struct {
-	Decision     Decision  `json:"decision"`
-	Reason       string    `json:"reason"`
-	Verdict      Outcome   `json:"verdict"`
-	EvaluationID string    `json:"evaluationId"`
-	Service      string    `json:"service"`
-	Environment  string    `json:"environment"`
-	Version      string    `json:"version,omitempty"`
-	DeployID     string    `json:"deployId,omitempty"`
-	Baseline     string    `json:"baselineVersion,omitempty"`
-	Policy       string    `json:"policy"`
-	EvaluatedAt  time.Time `json:"evaluatedAt"`
-	Checks       []Check   `json:"checks"`
+	Decision     slogate.Decision `json:"decision"`
+	Reason       string           `json:"reason"`
+	Verdict      Outcome          `json:"verdict"`
+	EvaluationID string           `json:"evaluationId"`
+	Service      string           `json:"service"`
+	Environment  string           `json:"environment"`
+	Version      string           `json:"version,omitempty"`
+	DeployID     string           `json:"deployId,omitempty"`
+	Baseline     string           `json:"baselineVersion,omitempty"`
+	Policy       string           `json:"policy"`
+	EvaluatedAt  time.Time        `json:"evaluatedAt"`
+	Checks       []Check          `json:"checks"`
 	// At is set on a point-in-time answer (Request.At): what the gate
 	// would have answered then.
 	At *time.Time `json:"at,omitempty"`
@@ -454,7 +428,7 @@ func (e *Engine) fresh(ctx context.Context, req Request, gen uint64) (Answer, er
 	if a.At == nil {
 		d := string(a.Decision)
 		if fault {
-			d = string(Fault)
+			d = string(slogate.Fault)
 		}
 		e.answers.WithLabelValues(a.Service, a.Environment, d).Inc()
 		if a.DryRun != nil {
@@ -625,7 +599,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 	case len(enforced) == 0:
 		// Every check is a dry run: the release goes on, and the real
 		// verdict is kept beside the answer.
-		a.Decision, a.Reason = Promote, "dry run: "+realReason
+		a.Decision, a.Reason = slogate.Promote, "dry run: "+realReason
 	default:
 		a.Decision, a.Reason = decide(enforced)
 	}
@@ -636,9 +610,9 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 		// The moment asked for (a Flagger hook) has checks the policy
 		// turns off: nothing holds it. Without a restriction, no check at
 		// all is a halt (decide).
-		a.Decision, a.Reason = Promote, fmt.Sprintf("policy %s runs no %s check: nothing to hold at this moment", policy.Name, strings.Join(req.Checks, " or "))
+		a.Decision, a.Reason = slogate.Promote, fmt.Sprintf("policy %s runs no %s check: nothing to hold at this moment", policy.Name, strings.Join(req.Checks, " or "))
 	}
-	fault = a.Decision == Fault
+	fault = a.Decision == slogate.Fault
 	a.Verdict = Outcome{Decision: a.Decision, Reason: a.Reason}
 	span.SetAttributes(attribute.String("slogate.decision", string(a.Decision)), attribute.String("slogate.evaluation_id", a.EvaluationID))
 	e.logger.InfoContext(ctx, "gate answer", "evaluation_id", a.EvaluationID, "service", a.Service,
@@ -650,7 +624,7 @@ func (e *Engine) evaluate(ctx context.Context, req Request) (a Answer, fault boo
 // baseline is the version a canary is compared with: the deploy's
 // previous version, else the version of the newest deploy before it that
 // did not fail or roll back.
-func (e *Engine) baseline(ctx context.Context, d Deploy) (string, error) {
+func (e *Engine) baseline(ctx context.Context, d slogate.Deploy) (string, error) {
 	if d.PreviousVersion != "" || e.cfg.Deploys == nil {
 		return d.PreviousVersion, nil
 	}
@@ -658,7 +632,7 @@ func (e *Engine) baseline(ctx context.Context, d Deploy) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("gate %s/%s: previous deploy: %w", d.Service, d.Environment, err)
 	}
-	if found && prev.Version != d.Version && !prev.failed() {
+	if found && prev.Version != d.Version && !prev.Failed() {
 		return prev.Version, nil
 	}
 	return "", nil
@@ -666,36 +640,36 @@ func (e *Engine) baseline(ctx context.Context, d Deploy) (string, error) {
 
 // findDeploy finds the deploy a request is about: by id, else the newest
 // deploy of the version asked in the service's environment.
-func (e *Engine) findDeploy(ctx context.Context, req Request, at time.Time) (Deploy, bool, error) {
+func (e *Engine) findDeploy(ctx context.Context, req Request, at time.Time) (slogate.Deploy, bool, error) {
 	if e.cfg.Deploys == nil {
 		if req.DeployID != "" {
-			return Deploy{}, false, fmt.Errorf("%w: deployId %q: this gate records no deploys", ErrUnknownDeploy, req.DeployID)
+			return slogate.Deploy{}, false, fmt.Errorf("%w: deployId %q: this gate records no deploys", ErrUnknownDeploy, req.DeployID)
 		}
-		return Deploy{}, false, nil
+		return slogate.Deploy{}, false, nil
 	}
 	if req.DeployID != "" {
 		d, err := e.cfg.Deploys.Deploy(ctx, req.DeployID)
 		if err != nil {
-			return Deploy{}, false, err
+			return slogate.Deploy{}, false, err
 		}
 		if d.Service != req.Service || d.Environment != req.Environment {
-			return Deploy{}, false, fmt.Errorf("%w: deploy %s is of %s/%s, not %s/%s", ErrInvalid, d.ID, d.Service, d.Environment, req.Service, req.Environment)
+			return slogate.Deploy{}, false, fmt.Errorf("%w: deploy %s is of %s/%s, not %s/%s", ErrInvalid, d.ID, d.Service, d.Environment, req.Service, req.Environment)
 		}
 		if req.Version != "" && d.Version != req.Version {
-			return Deploy{}, false, fmt.Errorf("%w: deploy %s is of version %s, not %s", ErrInvalid, d.ID, d.Version, req.Version)
+			return slogate.Deploy{}, false, fmt.Errorf("%w: deploy %s is of version %s, not %s", ErrInvalid, d.ID, d.Version, req.Version)
 		}
 		if d.StartedAt.After(at) {
-			return Deploy{}, false, fmt.Errorf("%w: deploy %s started at %s, after %s", ErrInvalid, d.ID,
+			return slogate.Deploy{}, false, fmt.Errorf("%w: deploy %s started at %s, after %s", ErrInvalid, d.ID,
 				d.StartedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 		}
 		return d, true, nil
 	}
 	if req.Version == "" {
-		return Deploy{}, false, nil
+		return slogate.Deploy{}, false, nil
 	}
 	d, found, err := e.cfg.Deploys.OfVersion(ctx, req.Service, req.Environment, req.Version, at)
 	if err != nil {
-		return Deploy{}, false, fmt.Errorf("gate %s/%s: deploy of version %s: %w", req.Service, req.Environment, req.Version, err)
+		return slogate.Deploy{}, false, fmt.Errorf("gate %s/%s: deploy of version %s: %w", req.Service, req.Environment, req.Version, err)
 	}
 	return d, found, nil
 }
@@ -720,11 +694,11 @@ func shortReason(c Check) string {
 // decide folds the checks: halt if any fails on evidence, else Fault if
 // a source failed (onSourceError: error), else wait if any waits, else
 // promote. The reason is the first deciding check's.
-func decide(checks []Check) (Decision, string) {
+func decide(checks []Check) (slogate.Decision, string) {
 	for _, v := range []struct {
 		verdict  Verdict
-		decision Decision
-	}{{Fail, Halt}, {Errored, Fault}, {Pending, Wait}} {
+		decision slogate.Decision
+	}{{Fail, slogate.Halt}, {Errored, slogate.Fault}, {Pending, slogate.Wait}} {
 		for _, c := range checks {
 			if c.Verdict == v.verdict {
 				return v.decision, shortReason(c)
@@ -733,7 +707,7 @@ func decide(checks []Check) (Decision, string) {
 	}
 	if len(checks) == 0 {
 		// Nothing was measured: never promote without evidence.
-		return Halt, "no check applies: the policy turns every check off"
+		return slogate.Halt, "no check applies: the policy turns every check off"
 	}
-	return Promote, fmt.Sprintf("all %d checks pass", len(checks))
+	return slogate.Promote, fmt.Sprintf("all %d checks pass", len(checks))
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -52,29 +53,29 @@ func (t *traffic) Counts(ctx context.Context, sli slo.SLI, r slo.Range, scope sl
 	return slo.Counts{Good: good, Total: total}, nil
 }
 
-type fakeDeploys map[string]Deploy
+type fakeDeploys map[string]slogate.Deploy
 
-func (f fakeDeploys) Deploy(_ context.Context, id string) (Deploy, error) {
+func (f fakeDeploys) Deploy(_ context.Context, id string) (slogate.Deploy, error) {
 	d, ok := f[id]
 	if !ok {
-		return Deploy{}, fmt.Errorf("deploy %s: %w", id, ErrUnknownDeploy)
+		return slogate.Deploy{}, fmt.Errorf("deploy %s: %w", id, ErrUnknownDeploy)
 	}
 	return d, nil
 }
 
-func (f fakeDeploys) Latest(_ context.Context, service, env string, before time.Time, notVersion string) (Deploy, bool, error) {
-	var best Deploy
+func (f fakeDeploys) Latest(_ context.Context, service, env string, before time.Time, notVersion string) (slogate.Deploy, bool, error) {
+	var best slogate.Deploy
 	found := false
 	for _, d := range f {
-		if d.Service == service && d.Environment == env && d.StartedAt.Before(before) && !d.failed() && d.Version != notVersion && (!found || d.StartedAt.After(best.StartedAt)) {
+		if d.Service == service && d.Environment == env && d.StartedAt.Before(before) && !d.Failed() && d.Version != notVersion && (!found || d.StartedAt.After(best.StartedAt)) {
 			best, found = d, true
 		}
 	}
 	return best, found, nil
 }
 
-func (f fakeDeploys) OfVersion(_ context.Context, service, env, version string, before time.Time) (Deploy, bool, error) {
-	var best Deploy
+func (f fakeDeploys) OfVersion(_ context.Context, service, env, version string, before time.Time) (slogate.Deploy, bool, error) {
+	var best slogate.Deploy
 	found := false
 	for _, d := range f {
 		if d.Service == service && d.Environment == env && d.Version == version && !d.StartedAt.After(before) && (!found || d.StartedAt.After(best.StartedAt)) {
@@ -129,7 +130,7 @@ func engine(t *testing.T, src Source, s *slo.Set, deploys Deploys, ov Overrides)
 type vt = struct{ rate, errRatio float64 }
 
 func TestDecisions(t *testing.T) {
-	deploy := Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
+	deploy := slogate.Deploy{ID: "dep_1", Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1", StartedAt: now.Add(-20 * time.Minute)}
 	tests := map[string]struct {
 		versions map[string]vt
 		srcErr   error
@@ -137,7 +138,7 @@ func TestDecisions(t *testing.T) {
 		req      Request
 		deploys  fakeDeploys
 		override *Override
-		want     Decision
+		want     slogate.Decision
 		reason   string
 	}{
 		// v2: 10 req/s for 20 min = 12,000 events, 0.63 % errors → burn
@@ -145,7 +146,7 @@ func TestDecisions(t *testing.T) {
 		"a canary burning its budget at 6.3x is halted": {
 			versions: map[string]vt{"v1": {100, 0.0002}, "v2": {10, 0.0063}},
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
-			deploys:  fakeDeploys{"dep_1": deploy}, want: Halt,
+			deploys:  fakeDeploys{"dep_1": deploy}, want: slogate.Halt,
 			reason: "checkout-availability: version v2 burns budget at 6.3x since 11:40 (max 2x)",
 		},
 		// 12,000 events are enough to show a burn of 0.2x is below 2x at a
@@ -153,53 +154,53 @@ func TestDecisions(t *testing.T) {
 		"a clean canary is promoted": {
 			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}},
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
-			deploys:  fakeDeploys{"dep_1": deploy}, want: Promote, reason: "all 2 checks pass",
+			deploys:  fakeDeploys{"dep_1": deploy}, want: slogate.Promote, reason: "all 2 checks pass",
 		},
 		"a version alone finds its deploy": {
 			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}},
 			req:      Request{Service: "checkout", Environment: "production", Version: "v2"},
-			deploys:  fakeDeploys{"dep_1": deploy}, want: Promote,
+			deploys:  fakeDeploys{"dep_1": deploy}, want: slogate.Promote,
 		},
 		// 2 % errors over 30 days: 20x the budget.
 		"a service whose budget is spent is halted by policy": {
 			versions: map[string]vt{"v1": {10, 0.02}},
 			req:      Request{Service: "checkout", Environment: "production"},
-			want:     Halt, reason: "checkout-availability: error budget exhausted: -1900% left over 30d (policy needs 0%)",
+			want:     slogate.Halt, reason: "checkout-availability: error budget exhausted: -1900% left over 30d (policy needs 0%)",
 		},
 		"an override lifts the budget policy": {
 			versions: map[string]vt{"v1": {10, 0.02}},
 			req:      Request{Service: "checkout", Environment: "production"},
 			override: &Override{ID: "ovr_1", Reason: "hotfix for INC-42", ExpiresAt: now.Add(time.Hour)},
-			want:     Promote,
+			want:     slogate.Promote,
 		},
 		"a service without data is not promoted": {
 			versions: map[string]vt{},
 			req:      Request{Service: "checkout", Environment: "production"},
-			want:     Halt, reason: "error budget not measured",
+			want:     slogate.Halt, reason: "error budget not measured",
 		},
 		"a failed source waits when the policy says so": {
 			srcErr: fmt.Errorf("connection refused: %w", slo.ErrUnavailable),
 			policy: func() *slo.GatePolicy { p := canaryPolicy(); p.OnSourceError = slo.SourceErrorWait; return p }(),
 			req:    Request{Service: "checkout", Environment: "production"},
-			want:   Wait, reason: "source unavailable",
+			want:   slogate.Wait, reason: "source unavailable",
 		},
 		"asking too early waits": {
 			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {1, 0.0002}},
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_2"},
 			deploys:  fakeDeploys{"dep_2": {ID: "dep_2", Service: "checkout", Environment: "production", Version: "v2", StartedAt: now.Add(-3 * time.Minute)}},
-			want:     Wait, reason: "3m0s of 10m0s elapsed",
+			want:     slogate.Wait, reason: "3m0s of 10m0s elapsed",
 		},
 		// v2 at 0.1 req/s for 20 min = 120 events < 500.
 		"too few events waits": {
 			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {0.1, 0}},
 			policy:   canaryPolicy(),
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
-			deploys:  fakeDeploys{"dep_1": deploy}, want: Wait, reason: "120 of 500 events",
+			deploys:  fakeDeploys{"dep_1": deploy}, want: slogate.Wait, reason: "120 of 500 events",
 		},
 		"a version with no recorded deploy is not promoted": {
 			versions: map[string]vt{"v1": {10, 0.0002}, "v3": {1, 0}},
 			req:      Request{Service: "checkout", Environment: "production", Version: "v3"},
-			deploys:  fakeDeploys{}, want: Halt, reason: "no deploy of version v3 is recorded",
+			deploys:  fakeDeploys{}, want: slogate.Halt, reason: "no deploy of version v3 is recorded",
 		},
 		// canary 1.2 % vs baseline 0.02 %, 12,000 events each: clearly worse by > 0.5 %.
 		"a canary significantly worse than its baseline is halted": {
@@ -213,13 +214,13 @@ func TestDecisions(t *testing.T) {
 				return p
 			}(),
 			req:     Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
-			deploys: fakeDeploys{"dep_1": deploy}, want: Halt, reason: "worse by more than 0.5% at 95% confidence",
+			deploys: fakeDeploys{"dep_1": deploy}, want: slogate.Halt, reason: "worse by more than 0.5% at 95% confidence",
 		},
 		"a canary no worse than its baseline is promoted": {
 			versions: map[string]vt{"v1": {10, 0.0002}, "v2": {10, 0.0002}},
 			policy:   canaryPolicy(),
 			req:      Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
-			deploys:  fakeDeploys{"dep_1": deploy}, want: Promote, reason: "all 3 checks pass",
+			deploys:  fakeDeploys{"dep_1": deploy}, want: slogate.Promote, reason: "all 3 checks pass",
 		},
 		// 0.6 % vs 0.02 % with 1,200 events: the difference 0.58 % is over the
 		// tolerance but its interval reaches below it.
@@ -231,7 +232,7 @@ func TestDecisions(t *testing.T) {
 				return p
 			}(),
 			req:     Request{Service: "checkout", Environment: "production", DeployID: "dep_1"},
-			deploys: fakeDeploys{"dep_1": deploy}, want: Wait, reason: "cannot tell yet",
+			deploys: fakeDeploys{"dep_1": deploy}, want: slogate.Wait, reason: "cannot tell yet",
 		},
 	}
 	for name, tc := range tests {
@@ -255,7 +256,7 @@ func TestDecisions(t *testing.T) {
 			if !strings.HasPrefix(a.EvaluationID, "ev_") || a.EvaluatedAt != now {
 				t.Errorf("answer = %+v", a)
 			}
-			if a.Decision == Promote {
+			if a.Decision == slogate.Promote {
 				for _, c := range a.Checks {
 					if c.NoData {
 						t.Errorf("promoted with a no-data check: %+v", c)

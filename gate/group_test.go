@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -50,24 +51,24 @@ func TestGroupedSLOs(t *testing.T) {
 	tests := map[string]struct {
 		routes    map[string][2]float64
 		maxGroups int
-		want      Decision
+		want      slogate.Decision
 		reason    string
 	}{
 		"the gate halts on the value that spent its budget, naming it": {
 			routes: map[string][2]float64{"/a": {1000, 1000}, "/b": {900, 1000}, "/c": {1000, 1000}},
-			want:   Halt, reason: `api-routes{route="/b"}: error budget exhausted`,
+			want:   slogate.Halt, reason: `api-routes{route="/b"}: error budget exhausted`,
 		},
 		"every value within its budget promotes": {
 			routes: map[string][2]float64{"/a": {1000, 1000}, "/b": {999, 1000}},
-			want:   Promote, reason: "all 2 checks pass",
+			want:   slogate.Promote, reason: "all 2 checks pass",
 		},
 		"more values than maxGroups halts saying so": {
 			routes: map[string][2]float64{"/a": {1, 1}, "/b": {1, 1}, "/c": {1, 1}}, maxGroups: 2,
-			want: Halt, reason: "has 3 values, more than maxGroups 2",
+			want: slogate.Halt, reason: "has 3 values, more than maxGroups 2",
 		},
 		"no value at all is no data, never promote": {
 			routes: map[string][2]float64{},
-			want:   Halt, reason: "no series of api-routes",
+			want:   slogate.Halt, reason: "no series of api-routes",
 		},
 	}
 	for name, tc := range tests {
@@ -91,7 +92,7 @@ func TestGroupedSLOs(t *testing.T) {
 func TestAGroupedSLOOnASourceThatCannotListValuesIsNotPromoted(t *testing.T) {
 	e := engine(t, windows{}, groupedSet(t), nil, nil)
 	a, err := e.Evaluate(context.Background(), Request{Service: "api", Environment: "production"})
-	if err == nil && a.Decision == Promote {
+	if err == nil && a.Decision == slogate.Promote {
 		t.Errorf("promoted: %+v", a)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -70,7 +71,7 @@ func (s *simSource) Counts(_ context.Context, _ slo.SLI, r slo.Range, scope slo.
 
 // outcome is what a client acting on the first promote or halt sees.
 type outcome struct {
-	decision Decision // Wait: none within 60 minutes
+	decision slogate.Decision // slogate.Wait: none within 60 minutes
 	minute   int
 }
 
@@ -111,7 +112,7 @@ func simulate(b *testing.B, policy slo.GatePolicy, seed uint64, gen func(r *rand
 				b.Error(err)
 				return
 			}
-			ask := func(minute int) Decision {
+			ask := func(minute int) slogate.Decision {
 				clock = start.Add(time.Duration(minute) * time.Minute)
 				a, err := e.Evaluate(context.Background(), req)
 				if err != nil {
@@ -123,9 +124,9 @@ func simulate(b *testing.B, policy slo.GatePolicy, seed uint64, gen func(r *rand
 				src.path = gen(rand.New(rand.NewPCG(seed, uint64(i))))
 				for _, rule := range simRules {
 					e.fixedSample = rule.fixed
-					o := outcome{decision: Wait}
+					o := outcome{decision: slogate.Wait}
 					for minute := simMinLook; minute <= simMinutes; minute++ {
-						if d := ask(minute); d != Wait {
+						if d := ask(minute); d != slogate.Wait {
 							o = outcome{d, minute}
 							break
 						}
@@ -147,12 +148,12 @@ func stats(os []outcome) simStats {
 	var mins []int
 	for _, o := range os {
 		switch o.decision {
-		case Promote:
+		case slogate.Promote:
 			st.promote++
-		case Halt:
+		case slogate.Halt:
 			st.halt++
 		}
-		if o.decision != Wait {
+		if o.decision != slogate.Wait {
 			mins = append(mins, o.minute)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/collectors/prometheus"
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/slo"
@@ -128,14 +129,14 @@ spec:
 	bounds := []float64{0.1, 0.25, 0.5, 1}
 	tests := map[string]struct {
 		below  []float64
-		want   Decision
+		want   slogate.Decision
 		check  Verdict
 		value  float64
 		reason string
 	}{
-		"a fast version is promoted": {below: []float64{0.5, 0.97, 1, 1}, want: Promote, check: Pass,
+		"a fast version is promoted": {below: []float64{0.5, 0.97, 1, 1}, want: slogate.Promote, check: Pass,
 			value: 0.1 + 0.15*(0.95-0.5)/(0.97-0.5), reason: "version v2: checkout p95 is 0.2436 since 10:00, meets lt 0.3"},
-		"a slow version is halted": {below: []float64{0.2, 0.5, 0.9, 1}, want: Halt, check: Fail,
+		"a slow version is halted": {below: []float64{0.2, 0.5, 0.9, 1}, want: slogate.Halt, check: Fail,
 			value: 0.75, reason: "version v2: checkout p95 is 0.75 since 10:00, objective lt 0.3"},
 	}
 	for name, tc := range tests {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -23,7 +24,7 @@ const KindThreshold = "threshold"
 // its worst value over the span (max for lt/lte, min for gt/gte), one
 // point a minute. Before minDuration the answer is wait; no data follows
 // onNoData, a failing source onSourceError, never promote.
-func (e *Engine) thresholdCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version string, d Deploy, hasDeploy bool, now time.Time) Check {
+func (e *Engine) thresholdCheck(ctx context.Context, o slo.Objective, p slo.GatePolicy, version string, d slogate.Deploy, hasDeploy bool, now time.Time) Check {
 	v, t := p.Verification, *o.Threshold
 	c := Check{Kind: KindThreshold, SLO: o.Name, Target: o.Target, Objective: t.String()}
 	if !hasDeploy {

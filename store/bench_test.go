@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
 )
@@ -70,7 +71,7 @@ func runBench(b *testing.B, s store.Store, insert func(ctx context.Context, id s
 	ctx := context.Background()
 	create := func() error {
 		n := benchSeq.Add(1)
-		_, _, err := s.CreateDeploy(ctx, store.Deploy{Service: "checkout", Environment: "production", Version: "v2",
+		_, _, err := s.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2",
 			Labels: map[string]string{"team": "payments"}}, fmt.Sprintf("bench-%d", n))
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slogate/slogate"
 )
 
 const (
@@ -31,7 +33,7 @@ func pageLimit(n int) int {
 
 // prepareDeploy validates d, fills its defaults and returns the hash of the
 // request body the idempotency key is bound to.
-func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
+func prepareDeploy(d slogate.Deploy, now time.Time) (slogate.Deploy, string, error) {
 	var errs []error
 	for _, f := range []struct{ name, v string }{{"service", d.Service}, {"environment", d.Environment}, {"version", d.Version}} {
 		if strings.TrimSpace(f.v) == "" {
@@ -47,15 +49,15 @@ func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return Deploy{}, "", err
+		return slogate.Deploy{}, "", err
 	}
 	d.StartedAt = UTC(d.StartedAt)
 	if len(d.Commits) == 0 {
 		d.Commits = nil
 	} else {
-		cs := make([]Commit, len(d.Commits))
+		cs := make([]slogate.Commit, len(d.Commits))
 		for i, c := range d.Commits {
-			cs[i] = Commit{SHA: c.SHA, Time: UTC(c.Time)}
+			cs[i] = slogate.Commit{SHA: c.SHA, Time: UTC(c.Time)}
 		}
 		d.Commits = cs
 	}
@@ -66,16 +68,26 @@ func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
 		d.Labels = maps.Clone(d.Labels)
 	}
 	// Commits join the body only when there are some, so that the keys of
-	// deploys recorded before commits existed keep their hash.
+	// deploys recorded before commits existed keep their hash. The body is
+	// encoded from types of its own, with Go's field names: a change to the
+	// JSON form of slogate.Deploy must not change the hash of a stored key.
+	type hashedCommit struct {
+		SHA  string
+		Time time.Time
+	}
+	var commits []hashedCommit
+	for _, c := range d.Commits {
+		commits = append(commits, hashedCommit{c.SHA, c.Time})
+	}
 	body, err := json.Marshal(struct {
 		Service, Environment, Version, PreviousVersion, Commit, PipelineURL, Strategy, Status string
 		Labels                                                                                map[string]string
 		StartedAt                                                                             time.Time
 		FinishedAt                                                                            *time.Time
-		Commits                                                                               []Commit `json:",omitempty"`
-	}{d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy, d.Status, d.Labels, d.StartedAt, d.FinishedAt, d.Commits})
+		Commits                                                                               []hashedCommit `json:",omitempty"`
+	}{d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy, d.Status, d.Labels, d.StartedAt, d.FinishedAt, commits})
 	if err != nil {
-		return Deploy{}, "", fmt.Errorf("deploy: %w", err)
+		return slogate.Deploy{}, "", fmt.Errorf("deploy: %w", err)
 	}
 	sum := sha256.Sum256(body)
 
@@ -83,7 +95,7 @@ func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
 		d.ID = NewID("dep")
 	}
 	if d.Status == "" {
-		d.Status = StatusRunning
+		d.Status = slogate.StatusRunning
 	}
 	// A caller that builds notifications before storing (internal/deploys)
 	// picks the instant of creation, so the default StartedAt it announces
@@ -100,17 +112,17 @@ func prepareDeploy(d Deploy, now time.Time) (Deploy, string, error) {
 
 func validStatus(s string) bool {
 	switch s {
-	case StatusRunning, StatusSucceeded, StatusFailed, StatusRolledBack:
+	case slogate.StatusRunning, slogate.StatusSucceeded, slogate.StatusFailed, slogate.StatusRolledBack:
 		return true
 	}
 	return false
 }
 
 func validFinalStatus(s string) bool {
-	return s != StatusRunning && validStatus(s)
+	return s != slogate.StatusRunning && validStatus(s)
 }
 
-func prepareDecision(d Decision, now time.Time) (Decision, error) {
+func prepareDecision(d slogate.DecisionRecord, now time.Time) (slogate.DecisionRecord, error) {
 	var errs []error
 	if strings.TrimSpace(d.Service) == "" {
 		errs = append(errs, fmt.Errorf("decision: service is required: %w", ErrInvalid))
@@ -119,12 +131,12 @@ func prepareDecision(d Decision, now time.Time) (Decision, error) {
 		errs = append(errs, fmt.Errorf("decision: environment is required: %w", ErrInvalid))
 	}
 	switch d.Decision {
-	case DecisionPromote, DecisionHalt, DecisionWait, DecisionError:
+	case slogate.Promote, slogate.Halt, slogate.Wait, slogate.Fault:
 	default:
 		errs = append(errs, fmt.Errorf("decision: unknown decision %q: %w", d.Decision, ErrInvalid))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	if d.EvaluationID == "" {
 		d.EvaluationID = NewID("ev")
@@ -139,7 +151,7 @@ func prepareDecision(d Decision, now time.Time) (Decision, error) {
 	return d, nil
 }
 
-func sameDecision(a, b Decision) bool {
+func sameDecision(a, b slogate.DecisionRecord) bool {
 	return a.Service == b.Service && a.Environment == b.Environment && a.Version == b.Version &&
 		a.DeployID == b.DeployID && a.Decision == b.Decision && a.Reason == b.Reason &&
 		string(a.Body) == string(b.Body) && a.EvaluatedAt.Equal(b.EvaluatedAt)
@@ -188,8 +200,8 @@ func prepareAudit(e AuditEntry, now time.Time) (AuditEntry, error) {
 	return e, nil
 }
 
-func prepareOutbox(msgs []OutboxMessage, now time.Time) ([]OutboxMessage, error) {
-	out := make([]OutboxMessage, 0, len(msgs))
+func prepareOutbox(msgs []slogate.OutboxMessage, now time.Time) ([]slogate.OutboxMessage, error) {
+	out := make([]slogate.OutboxMessage, 0, len(msgs))
 	for i, m := range msgs {
 		if m.Key == "" || m.Peer == "" {
 			return nil, fmt.Errorf("outbox message %d: key and peer are required: %w", i, ErrInvalid)
@@ -295,38 +307,29 @@ func decodeLabels(b []byte) (map[string]string, error) {
 	return m, nil
 }
 
-// commitJSON is a commit as the deploys table stores it.
-type commitJSON struct {
-	SHA  string    `json:"sha"`
-	Time time.Time `json:"time,omitzero"`
-}
-
-func encodeCommits(cs []Commit) string {
+// encodeCommits is the deploys table's form of commits: slogate.Commit's
+// JSON, [{"sha":..., "time":...}] (time left out when unknown).
+func encodeCommits(cs []slogate.Commit) string {
 	if len(cs) == 0 {
 		return "[]"
 	}
-	out := make([]commitJSON, len(cs))
-	for i, c := range cs {
-		out[i] = commitJSON{SHA: c.SHA, Time: c.Time}
-	}
-	b, _ := json.Marshal(out)
+	b, _ := json.Marshal(cs)
 	return string(b)
 }
 
-func decodeCommits(b []byte) ([]Commit, error) {
+func decodeCommits(b []byte) ([]slogate.Commit, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	var in []commitJSON
-	if err := json.Unmarshal(b, &in); err != nil {
+	var out []slogate.Commit
+	if err := json.Unmarshal(b, &out); err != nil {
 		return nil, fmt.Errorf("commits: %w", err)
 	}
-	if len(in) == 0 {
+	if len(out) == 0 {
 		return nil, nil
 	}
-	out := make([]Commit, len(in))
-	for i, c := range in {
-		out[i] = Commit{SHA: c.SHA, Time: UTC(c.Time)}
+	for i := range out {
+		out[i].Time = UTC(out[i].Time)
 	}
 	return out, nil
 }
@@ -340,7 +343,7 @@ func encodeLabels(m map[string]string) string {
 }
 
 // deployAudit is the audit entry of a recorded deploy.
-func deployAudit(d Deploy) AuditEntry {
+func deployAudit(d slogate.Deploy) AuditEntry {
 	b, _ := json.Marshal(map[string]string{"service": d.Service, "environment": d.Environment, "version": d.Version})
 	return AuditEntry{At: d.CreatedAt, Actor: d.CreatedBy, Action: ActionDeployCreated, Subject: d.ID, Detail: string(b)}
 }

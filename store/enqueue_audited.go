@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/slogate/slogate"
 )
 
 // AuditedEnqueuer enqueues outbox messages and writes audit entries in one
@@ -17,10 +19,10 @@ import (
 type AuditedEnqueuer interface {
 	// EnqueueWithAudit adds the messages (a duplicate key is ignored, as
 	// Enqueue) and the entries, all or nothing.
-	EnqueueWithAudit(ctx context.Context, entries []AuditEntry, outbox ...OutboxMessage) error
+	EnqueueWithAudit(ctx context.Context, entries []AuditEntry, outbox ...slogate.OutboxMessage) error
 }
 
-func prepareAudited(entries []AuditEntry, outbox []OutboxMessage, now time.Time) ([]AuditEntry, []OutboxMessage, error) {
+func prepareAudited(entries []AuditEntry, outbox []slogate.OutboxMessage, now time.Time) ([]AuditEntry, []slogate.OutboxMessage, error) {
 	msgs, err := prepareOutbox(outbox, now)
 	if err != nil {
 		return nil, nil, err
@@ -34,7 +36,7 @@ func prepareAudited(entries []AuditEntry, outbox []OutboxMessage, now time.Time)
 	return es, msgs, nil
 }
 
-func (s *pgStore) EnqueueWithAudit(ctx context.Context, entries []AuditEntry, outbox ...OutboxMessage) error {
+func (s *pgStore) EnqueueWithAudit(ctx context.Context, entries []AuditEntry, outbox ...slogate.OutboxMessage) error {
 	es, msgs, err := prepareAudited(entries, outbox, time.Now())
 	if err != nil {
 		return fmt.Errorf("store: enqueue with audit: %w", err)
@@ -56,7 +58,7 @@ func (s *pgStore) EnqueueWithAudit(ctx context.Context, entries []AuditEntry, ou
 	return nil
 }
 
-func (s *sqliteStore) EnqueueWithAudit(ctx context.Context, entries []AuditEntry, outbox ...OutboxMessage) error {
+func (s *sqliteStore) EnqueueWithAudit(ctx context.Context, entries []AuditEntry, outbox ...slogate.OutboxMessage) error {
 	es, msgs, err := prepareAudited(entries, outbox, time.Now())
 	if err != nil {
 		return fmt.Errorf("store: enqueue with audit: %w", err)

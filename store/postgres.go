@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slogate/slogate"
 )
 
 // PostgreSQL: a pgxpool for every query; migrations under a
@@ -135,36 +137,36 @@ func utcOrNil(t *time.Time) *time.Time {
 
 const pgDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels::text, started_at, finished_at, status, created_at, created_by, commits::text"
 
-func scanPGDeploy(sc pgx.Row, extra ...any) (Deploy, error) {
-	var d Deploy
+func scanPGDeploy(sc pgx.Row, extra ...any) (slogate.Deploy, error) {
+	var d slogate.Deploy
 	var labels, commits string
 	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
 		&d.PipelineURL, &d.Strategy, &labels, &d.StartedAt, &d.FinishedAt, &d.Status, &d.CreatedAt, &d.CreatedBy, &commits}, extra...)
 	if err := sc.Scan(dest...); err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	var err error
 	if d.Labels, err = decodeLabels([]byte(labels)); err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	if d.Commits, err = decodeCommits([]byte(commits)); err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	d.StartedAt, d.CreatedAt, d.FinishedAt = d.StartedAt.UTC(), d.CreatedAt.UTC(), utcOrNil(d.FinishedAt)
 	return d, nil
 }
 
-func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey string, outbox ...OutboxMessage) (Deploy, bool, error) {
+func (s *pgStore) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	now := time.Now()
 	d, hash, err := prepareDeploy(d, now)
 	if err != nil {
-		return Deploy{}, false, err
+		return slogate.Deploy{}, false, err
 	}
 	msgs, err := prepareOutbox(outbox, now)
 	if err != nil {
-		return Deploy{}, false, err
+		return slogate.Deploy{}, false, err
 	}
-	var out Deploy
+	var out slogate.Deploy
 	created := false
 	var key *string
 	if idempotencyKey != "" {
@@ -175,7 +177,7 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 	// audit entry: atomic without a transaction's extra round trips. The
 	// outer INSERT's row count says whether the deploy went in.
 	insert := func(q pgQuerier) error {
-		out, created = Deploy{}, false
+		out, created = slogate.Deploy{}, false
 		tag, err := q.Exec(ctx, `WITH ins AS (
 			INSERT INTO deploys (id, service, environment, version, previous_version, commit_sha,
 				pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, idempotency_key, request_hash, commits)
@@ -220,23 +222,23 @@ func (s *pgStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey str
 		})
 	}
 	if err != nil {
-		return Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
+		return slogate.Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
 	}
 	return out, created, nil
 }
 
-func (s *pgStore) GetDeploy(ctx context.Context, id string) (Deploy, error) {
+func (s *pgStore) GetDeploy(ctx context.Context, id string) (slogate.Deploy, error) {
 	d, err := scanPGDeploy(s.pool.QueryRow(ctx, "SELECT "+pgDeployCols+" FROM deploys WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Deploy{}, fmt.Errorf("store: deploy %s: %w", id, ErrNotFound)
+		return slogate.Deploy{}, fmt.Errorf("store: deploy %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Deploy{}, fmt.Errorf("store: deploy %s: %w", id, err)
+		return slogate.Deploy{}, fmt.Errorf("store: deploy %s: %w", id, err)
 	}
 	return d, nil
 }
 
-func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error) {
+func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]slogate.Deploy, string, error) {
 	w, err := f.where(pgDialect)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
@@ -247,17 +249,17 @@ func (s *pgStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, st
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Deploy, error) { return scanPGDeploy(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (slogate.Deploy, error) { return scanPGDeploy(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	out, next := page(out, limit, func(x Deploy) string { return encodeCursor(x.StartedAt, x.ID) })
+	out, next := page(out, limit, func(x slogate.Deploy) string { return encodeCursor(x.StartedAt, x.ID) })
 	return out, next, nil
 }
 
-func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (Deploy, error) {
+func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	if !validFinalStatus(status) {
-		return Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
+		return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
 	}
 	finishedAt = UTC(finishedAt)
 	if finishedAt.IsZero() {
@@ -265,13 +267,13 @@ func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedA
 	}
 	msgs, err := prepareOutbox(outbox, finishedAt)
 	if err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
-	var d Deploy
+	var d slogate.Deploy
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		d, err = scanPGDeploy(tx.QueryRow(ctx, "UPDATE deploys SET status = $2, finished_at = $3 WHERE id = $1 AND status = $4 RETURNING "+pgDeployCols,
-			id, status, finishedAt, StatusRunning))
+			id, status, finishedAt, slogate.StatusRunning))
 		if err == nil {
 			// Only the call that finished it tells the peers.
 			return pgEnqueue(ctx, tx, msgs)
@@ -281,38 +283,38 @@ func (s *pgStore) FinishDeploy(ctx context.Context, id, status string, finishedA
 	if errors.Is(err, pgx.ErrNoRows) {
 		d, err = s.GetDeploy(ctx, id)
 		if err != nil {
-			return Deploy{}, err
+			return slogate.Deploy{}, err
 		}
 		if d.Status != status {
-			return Deploy{}, fmt.Errorf("store: finish deploy %s: already %s: %w", id, d.Status, ErrConflict)
+			return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: already %s: %w", id, d.Status, ErrConflict)
 		}
 		return d, nil
 	}
 	if err != nil {
-		return Deploy{}, fmt.Errorf("store: finish deploy %s: %w", id, err)
+		return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: %w", id, err)
 	}
 	return d, nil
 }
 
-func (s *pgStore) LatestDeploy(ctx context.Context, service, env string, before time.Time) (Deploy, error) {
+func (s *pgStore) LatestDeploy(ctx context.Context, service, env string, before time.Time) (slogate.Deploy, error) {
 	d, err := scanPGDeploy(s.pool.QueryRow(ctx, "SELECT "+pgDeployCols+
 		" FROM deploys WHERE service = $1 AND environment = $2 AND started_at < $3 ORDER BY started_at DESC, id DESC LIMIT 1",
 		service, env, UTC(before)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, ErrNotFound)
+		return slogate.Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, ErrNotFound)
 	}
 	if err != nil {
-		return Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, err)
+		return slogate.Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, err)
 	}
 	return d, nil
 }
 
 const pgDecisionCols = "evaluation_id, service, environment, version, deploy_id, decision, reason, body, evaluated_at"
 
-func scanPGDecision(sc pgx.Row) (Decision, error) {
-	var d Decision
+func scanPGDecision(sc pgx.Row) (slogate.DecisionRecord, error) {
+	var d slogate.DecisionRecord
 	if err := sc.Scan(&d.EvaluationID, &d.Service, &d.Environment, &d.Version, &d.DeployID, &d.Decision, &d.Reason, &d.Body, &d.EvaluatedAt); err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	if d.Body == nil {
 		d.Body = []byte{}
@@ -321,15 +323,15 @@ func scanPGDecision(sc pgx.Row) (Decision, error) {
 	return d, nil
 }
 
-func (s *pgStore) SaveDecision(ctx context.Context, d Decision, outbox ...OutboxMessage) (Decision, error) {
+func (s *pgStore) SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...slogate.OutboxMessage) (slogate.DecisionRecord, error) {
 	now := time.Now()
 	d, err := prepareDecision(d, now)
 	if err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	msgs, err := prepareOutbox(outbox, now)
 	if err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "INSERT INTO decisions ("+pgDecisionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (evaluation_id) DO NOTHING",
@@ -350,23 +352,23 @@ func (s *pgStore) SaveDecision(ctx context.Context, d Decision, outbox ...Outbox
 		return pgEnqueue(ctx, tx, msgs)
 	})
 	if err != nil {
-		return Decision{}, fmt.Errorf("store: save decision: %w", err)
+		return slogate.DecisionRecord{}, fmt.Errorf("store: save decision: %w", err)
 	}
 	return d, nil
 }
 
-func (s *pgStore) GetDecision(ctx context.Context, id string) (Decision, error) {
+func (s *pgStore) GetDecision(ctx context.Context, id string) (slogate.DecisionRecord, error) {
 	d, err := scanPGDecision(s.pool.QueryRow(ctx, "SELECT "+pgDecisionCols+" FROM decisions WHERE evaluation_id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Decision{}, fmt.Errorf("store: decision %s: %w", id, ErrNotFound)
+		return slogate.DecisionRecord{}, fmt.Errorf("store: decision %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Decision{}, fmt.Errorf("store: decision %s: %w", id, err)
+		return slogate.DecisionRecord{}, fmt.Errorf("store: decision %s: %w", id, err)
 	}
 	return d, nil
 }
 
-func (s *pgStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, string, error) {
+func (s *pgStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]slogate.DecisionRecord, string, error) {
 	w, err := f.where(pgDialect)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
@@ -377,11 +379,11 @@ func (s *pgStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decisi
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Decision, error) { return scanPGDecision(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (slogate.DecisionRecord, error) { return scanPGDecision(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	out, next := page(out, limit, func(x Decision) string { return encodeCursor(x.EvaluatedAt, x.EvaluationID) })
+	out, next := page(out, limit, func(x slogate.DecisionRecord) string { return encodeCursor(x.EvaluatedAt, x.EvaluationID) })
 	return out, next, nil
 }
 
@@ -504,7 +506,7 @@ func (s *pgStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, s
 	return out, next, nil
 }
 
-func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
+func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []slogate.OutboxMessage) error {
 	for _, m := range msgs {
 		if m.Supersedes && m.OrderKey != "" {
 			if _, err := tx.Exec(ctx, `UPDATE outbox SET abandoned_at = $5, last_error = $6, next_attempt_at = $7
@@ -523,7 +525,7 @@ func pgEnqueue(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 	return nil
 }
 
-func (s *pgStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
+func (s *pgStore) Enqueue(ctx context.Context, outbox ...slogate.OutboxMessage) error {
 	msgs, err := prepareOutbox(outbox, time.Now())
 	if err != nil {
 		return err
@@ -536,11 +538,11 @@ func (s *pgStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
 
 const pgOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error, order_key, enqueued_at"
 
-func scanPGOutbox(sc pgx.Row) (OutboxMessage, error) {
-	var m OutboxMessage
+func scanPGOutbox(sc pgx.Row) (slogate.OutboxMessage, error) {
+	var m slogate.OutboxMessage
 	var attempts int32
 	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &attempts, &m.NextAttemptAt, &m.CreatedAt, &m.DeliveredAt, &m.LastError, &m.OrderKey, &m.EnqueuedAt); err != nil {
-		return OutboxMessage{}, err
+		return slogate.OutboxMessage{}, err
 	}
 	m.EnqueuedAt = m.EnqueuedAt.UTC()
 	if m.Payload == nil {
@@ -555,7 +557,7 @@ func scanPGOutbox(sc pgx.Row) (OutboxMessage, error) {
 // claiming at the same moment skips them instead of waiting, and sets their
 // lease in the same statement, so once it commits no one else sees them as
 // due until the lease ends.
-func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error) {
+func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("store: claim outbox: limit and lease must be positive: %w", ErrInvalid)
 	}
@@ -576,7 +578,7 @@ func (s *pgStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease
 	if err != nil {
 		return nil, fmt.Errorf("store: claim outbox: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) { return scanPGOutbox(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (slogate.OutboxMessage, error) { return scanPGOutbox(r) })
 	if err != nil {
 		return nil, fmt.Errorf("store: claim outbox: %w", err)
 	}

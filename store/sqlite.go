@@ -17,6 +17,8 @@ import (
 
 	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/slogate/slogate"
 )
 
 // SQLite durability: the journal is a write-ahead log (WAL) and
@@ -347,41 +349,41 @@ func collectSQLite[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, e
 
 const sqliteDeployCols = "id, service, environment, version, previous_version, commit_sha, pipeline_url, strategy, labels, started_at, finished_at, status, created_at, created_by, commits"
 
-func scanSQLiteDeploy(sc scanner, extra ...any) (Deploy, error) {
-	var d Deploy
+func scanSQLiteDeploy(sc scanner, extra ...any) (slogate.Deploy, error) {
+	var d slogate.Deploy
 	var labels, commits string
 	var started, created int64
 	var finished sql.NullInt64
 	dest := append([]any{&d.ID, &d.Service, &d.Environment, &d.Version, &d.PreviousVersion, &d.Commit,
 		&d.PipelineURL, &d.Strategy, &labels, &started, &finished, &d.Status, &created, &d.CreatedBy, &commits}, extra...)
 	if err := sc.Scan(dest...); err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	var err error
 	if d.Labels, err = decodeLabels([]byte(labels)); err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	if d.Commits, err = decodeCommits([]byte(commits)); err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	d.StartedAt, d.CreatedAt, d.FinishedAt = fromUS(started), fromUS(created), fromNullUS(finished)
 	return d, nil
 }
 
-func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey string, outbox ...OutboxMessage) (Deploy, bool, error) {
+func (s *sqliteStore) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	now := time.Now()
 	d, hash, err := prepareDeploy(d, now)
 	if err != nil {
-		return Deploy{}, false, err
+		return slogate.Deploy{}, false, err
 	}
 	msgs, err := prepareOutbox(outbox, now)
 	if err != nil {
-		return Deploy{}, false, err
+		return slogate.Deploy{}, false, err
 	}
-	var out Deploy
+	var out slogate.Deploy
 	created := false
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		out, created = Deploy{}, false // this may run twice (see tx)
+		out, created = slogate.Deploy{}, false // this may run twice (see tx)
 		res, err := tx.ExecContext(ctx, `INSERT INTO deploys (`+sqliteDeployCols+`, idempotency_key, request_hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
 			d.ID, d.Service, d.Environment, d.Version, d.PreviousVersion, d.Commit, d.PipelineURL, d.Strategy,
@@ -419,23 +421,23 @@ func (s *sqliteStore) CreateDeploy(ctx context.Context, d Deploy, idempotencyKey
 		return nil
 	})
 	if err != nil {
-		return Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
+		return slogate.Deploy{}, false, fmt.Errorf("store: create deploy: %w", err)
 	}
 	return out, created, nil
 }
 
-func (s *sqliteStore) GetDeploy(ctx context.Context, id string) (Deploy, error) {
+func (s *sqliteStore) GetDeploy(ctx context.Context, id string) (slogate.Deploy, error) {
 	d, err := scanSQLiteDeploy(s.r.QueryRowContext(ctx, "SELECT "+sqliteDeployCols+" FROM deploys WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Deploy{}, fmt.Errorf("store: deploy %s: %w", id, ErrNotFound)
+		return slogate.Deploy{}, fmt.Errorf("store: deploy %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Deploy{}, fmt.Errorf("store: deploy %s: %w", id, err)
+		return slogate.Deploy{}, fmt.Errorf("store: deploy %s: %w", id, err)
 	}
 	return d, nil
 }
 
-func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error) {
+func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]slogate.Deploy, string, error) {
 	w, err := f.where(sqliteDialect)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
@@ -446,17 +448,17 @@ func (s *sqliteStore) ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	out, err := collectSQLite(rows, func(sc scanner) (Deploy, error) { return scanSQLiteDeploy(sc) })
+	out, err := collectSQLite(rows, func(sc scanner) (slogate.Deploy, error) { return scanSQLiteDeploy(sc) })
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list deploys: %w", err)
 	}
-	out, next := page(out, limit, func(x Deploy) string { return encodeCursor(x.StartedAt, x.ID) })
+	out, next := page(out, limit, func(x slogate.Deploy) string { return encodeCursor(x.StartedAt, x.ID) })
 	return out, next, nil
 }
 
-func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (Deploy, error) {
+func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	if !validFinalStatus(status) {
-		return Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
+		return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: unknown final status %q: %w", id, status, ErrInvalid)
 	}
 	finishedAt = UTC(finishedAt)
 	if finishedAt.IsZero() {
@@ -464,12 +466,12 @@ func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finis
 	}
 	msgs, err := prepareOutbox(outbox, finishedAt)
 	if err != nil {
-		return Deploy{}, err
+		return slogate.Deploy{}, err
 	}
-	var out Deploy
+	var out slogate.Deploy
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE deploys SET status = ?, finished_at = ? WHERE id = ? AND status = ?",
-			status, us(finishedAt), id, StatusRunning)
+			status, us(finishedAt), id, slogate.StatusRunning)
 		if err != nil {
 			return err
 		}
@@ -493,31 +495,31 @@ func (s *sqliteStore) FinishDeploy(ctx context.Context, id, status string, finis
 		return nil
 	})
 	if err != nil {
-		return Deploy{}, fmt.Errorf("store: finish deploy %s: %w", id, err)
+		return slogate.Deploy{}, fmt.Errorf("store: finish deploy %s: %w", id, err)
 	}
 	return out, nil
 }
 
-func (s *sqliteStore) LatestDeploy(ctx context.Context, service, env string, before time.Time) (Deploy, error) {
+func (s *sqliteStore) LatestDeploy(ctx context.Context, service, env string, before time.Time) (slogate.Deploy, error) {
 	d, err := scanSQLiteDeploy(s.r.QueryRowContext(ctx, "SELECT "+sqliteDeployCols+
 		" FROM deploys WHERE service = ? AND environment = ? AND started_at < ? ORDER BY started_at DESC, id DESC LIMIT 1",
 		service, env, us(UTC(before))))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, ErrNotFound)
+		return slogate.Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, ErrNotFound)
 	}
 	if err != nil {
-		return Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, err)
+		return slogate.Deploy{}, fmt.Errorf("store: latest deploy of %s/%s: %w", service, env, err)
 	}
 	return d, nil
 }
 
 const sqliteDecisionCols = "evaluation_id, service, environment, version, deploy_id, decision, reason, body, evaluated_at"
 
-func scanSQLiteDecision(sc scanner) (Decision, error) {
-	var d Decision
+func scanSQLiteDecision(sc scanner) (slogate.DecisionRecord, error) {
+	var d slogate.DecisionRecord
 	var at int64
 	if err := sc.Scan(&d.EvaluationID, &d.Service, &d.Environment, &d.Version, &d.DeployID, &d.Decision, &d.Reason, &d.Body, &at); err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	if d.Body == nil {
 		d.Body = []byte{}
@@ -526,15 +528,15 @@ func scanSQLiteDecision(sc scanner) (Decision, error) {
 	return d, nil
 }
 
-func (s *sqliteStore) SaveDecision(ctx context.Context, d Decision, outbox ...OutboxMessage) (Decision, error) {
+func (s *sqliteStore) SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...slogate.OutboxMessage) (slogate.DecisionRecord, error) {
 	now := time.Now()
 	d, err := prepareDecision(d, now)
 	if err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	msgs, err := prepareOutbox(outbox, now)
 	if err != nil {
-		return Decision{}, err
+		return slogate.DecisionRecord{}, err
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		existing, err := scanSQLiteDecision(tx.QueryRowContext(ctx, "SELECT "+sqliteDecisionCols+" FROM decisions WHERE evaluation_id = ?", d.EvaluationID))
@@ -553,23 +555,23 @@ func (s *sqliteStore) SaveDecision(ctx context.Context, d Decision, outbox ...Ou
 		return sqliteEnqueue(ctx, tx, msgs)
 	})
 	if err != nil {
-		return Decision{}, fmt.Errorf("store: save decision: %w", err)
+		return slogate.DecisionRecord{}, fmt.Errorf("store: save decision: %w", err)
 	}
 	return d, nil
 }
 
-func (s *sqliteStore) GetDecision(ctx context.Context, id string) (Decision, error) {
+func (s *sqliteStore) GetDecision(ctx context.Context, id string) (slogate.DecisionRecord, error) {
 	d, err := scanSQLiteDecision(s.r.QueryRowContext(ctx, "SELECT "+sqliteDecisionCols+" FROM decisions WHERE evaluation_id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Decision{}, fmt.Errorf("store: decision %s: %w", id, ErrNotFound)
+		return slogate.DecisionRecord{}, fmt.Errorf("store: decision %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Decision{}, fmt.Errorf("store: decision %s: %w", id, err)
+		return slogate.DecisionRecord{}, fmt.Errorf("store: decision %s: %w", id, err)
 	}
 	return d, nil
 }
 
-func (s *sqliteStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, string, error) {
+func (s *sqliteStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]slogate.DecisionRecord, string, error) {
 	w, err := f.where(sqliteDialect)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
@@ -580,11 +582,11 @@ func (s *sqliteStore) ListDecisions(ctx context.Context, f DecisionFilter) ([]De
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	out, err := collectSQLite(rows, func(sc scanner) (Decision, error) { return scanSQLiteDecision(sc) })
+	out, err := collectSQLite(rows, func(sc scanner) (slogate.DecisionRecord, error) { return scanSQLiteDecision(sc) })
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list decisions: %w", err)
 	}
-	out, next := page(out, limit, func(x Decision) string { return encodeCursor(x.EvaluatedAt, x.EvaluationID) })
+	out, next := page(out, limit, func(x slogate.DecisionRecord) string { return encodeCursor(x.EvaluatedAt, x.EvaluationID) })
 	return out, next, nil
 }
 
@@ -717,7 +719,7 @@ func (s *sqliteStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntr
 	return out, next, nil
 }
 
-func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []OutboxMessage) error {
+func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []slogate.OutboxMessage) error {
 	for _, m := range msgs {
 		if m.Supersedes && m.OrderKey != "" {
 			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET abandoned_at = ?, last_error = ?, next_attempt_at = ?
@@ -736,7 +738,7 @@ func sqliteEnqueue(ctx context.Context, tx *sql.Tx, msgs []OutboxMessage) error 
 	return nil
 }
 
-func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) error {
+func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...slogate.OutboxMessage) error {
 	msgs, err := prepareOutbox(outbox, time.Now())
 	if err != nil {
 		return err
@@ -749,12 +751,12 @@ func (s *sqliteStore) Enqueue(ctx context.Context, outbox ...OutboxMessage) erro
 
 const sqliteOutboxCols = "id, key, peer, payload, attempts, next_attempt_at, created_at, delivered_at, last_error, order_key, enqueued_at"
 
-func scanSQLiteOutbox(sc scanner) (OutboxMessage, error) {
-	var m OutboxMessage
+func scanSQLiteOutbox(sc scanner) (slogate.OutboxMessage, error) {
+	var m slogate.OutboxMessage
 	var next, created, enqueued int64
 	var delivered sql.NullInt64
 	if err := sc.Scan(&m.ID, &m.Key, &m.Peer, &m.Payload, &m.Attempts, &next, &created, &delivered, &m.LastError, &m.OrderKey, &enqueued); err != nil {
-		return OutboxMessage{}, err
+		return slogate.OutboxMessage{}, err
 	}
 	m.EnqueuedAt = fromUS(enqueued)
 	if m.Payload == nil {
@@ -764,7 +766,7 @@ func scanSQLiteOutbox(sc scanner) (OutboxMessage, error) {
 	return m, nil
 }
 
-func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error) {
+func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error) {
 	if limit <= 0 || lease <= 0 {
 		return nil, fmt.Errorf("store: claim outbox: limit and lease must be positive: %w", ErrInvalid)
 	}
@@ -780,7 +782,7 @@ func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, l
 	w.add(fmt.Sprintf(outboxHeadSQL, "outbox"))
 	q := "UPDATE outbox SET lease_until = " + leaseUntil + ", attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox" +
 		w.String() + " ORDER BY next_attempt_at, id LIMIT " + w.arg(limit) + ") RETURNING " + sqliteOutboxCols
-	var out []OutboxMessage
+	var out []slogate.OutboxMessage
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, q, w.args...)
@@ -804,7 +806,7 @@ func (s *sqliteStore) ClaimOutbox(ctx context.Context, peer string, limit int, l
 	return out, nil
 }
 
-func sortOutbox(ms []OutboxMessage) {
+func sortOutbox(ms []slogate.OutboxMessage) {
 	sort.Slice(ms, func(i, j int) bool {
 		if !ms[i].NextAttemptAt.Equal(ms[j].NextAttemptAt) {
 			return ms[i].NextAttemptAt.Before(ms[j].NextAttemptAt)

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/slogate/slogate"
 )
 
 // Outcomes callers branch on.
@@ -35,71 +37,12 @@ var (
 	ErrInvalid = errors.New("invalid input")
 )
 
-// Deploy statuses.
-const (
-	StatusRunning    = "running"
-	StatusSucceeded  = "succeeded"
-	StatusFailed     = "failed"
-	StatusRolledBack = "rolledBack"
-)
-
-// Decisions of the gate.
-const (
-	DecisionPromote = "promote"
-	DecisionHalt    = "halt"
-	DecisionWait    = "wait"
-	// DecisionError: a source failed and the gate answered 503.
-	DecisionError = "error"
-)
-
 // Audit actions written by the store itself.
 const (
 	ActionDeployCreated   = "deploy.created"
 	ActionOverrideCreated = "override.created"
 	ActionOverrideRevoked = "override.revoked"
 )
-
-// Deploy is a deploy of one version of a service to an environment.
-type Deploy struct {
-	ID              string // "dep_" + random; generated when empty
-	Service         string
-	Environment     string
-	Version         string
-	PreviousVersion string
-	Commit          string
-	PipelineURL     string
-	Strategy        string
-	Labels          map[string]string // nil when there are none
-	StartedAt       time.Time         // defaults to the time of creation
-	FinishedAt      *time.Time
-	Status          string    // StatusRunning (default), StatusSucceeded, StatusFailed, StatusRolledBack
-	CreatedAt       time.Time // defaults to now
-	// CreatedBy names who recorded it (an API token's name). It is not part
-	// of the idempotency body.
-	CreatedBy string
-	// Commits are the changes the deploy ships, in the order given; nil
-	// when none were given. Lead time for changes reads the earliest
-	// commit time.
-	Commits []Commit
-}
-
-// Commit is one change a deploy ships.
-type Commit struct {
-	SHA string
-	// Time is when the change was committed (zero: unknown).
-	Time time.Time
-}
-
-// EarliestCommit is the earliest known commit time of d, or false.
-func (d Deploy) EarliestCommit() (time.Time, bool) {
-	var first time.Time
-	for _, c := range d.Commits {
-		if !c.Time.IsZero() && (first.IsZero() || c.Time.Before(first)) {
-			first = c.Time
-		}
-	}
-	return first, !first.IsZero()
-}
 
 // DeployFilter selects deploys, newest (by StartedAt) first.
 type DeployFilter struct {
@@ -109,19 +52,6 @@ type DeployFilter struct {
 	Before      time.Time // optional: StartedAt <= Before
 	Limit       int       // default 50, at most 1000
 	Cursor      string    // from the previous page; empty for the first
-}
-
-// Decision is one answer of the gate.
-type Decision struct {
-	EvaluationID string // "ev_" + random; generated when empty
-	Service      string
-	Environment  string
-	Version      string
-	DeployID     string
-	Decision     string // DecisionPromote, DecisionHalt, DecisionWait or DecisionError
-	Reason       string
-	Body         []byte // the full JSON answer, stored byte for byte
-	EvaluatedAt  time.Time
 }
 
 // DecisionFilter selects decisions, newest (by EvaluatedAt) first.
@@ -168,33 +98,6 @@ type AuditFilter struct {
 	Cursor  string
 }
 
-// OutboxMessage is a notification to deliver to a peer, durably: it is
-// enqueued in the transaction of the event that causes it and stays until
-// it is marked delivered.
-type OutboxMessage struct {
-	ID            int64
-	Key           string // unique: a second message with the same key is ignored
-	Peer          string // e.g. "grafana", "pagerduty"
-	Payload       []byte
-	Attempts      int       // claims so far, the current one included
-	NextAttemptAt time.Time // defaults to CreatedAt
-	CreatedAt     time.Time // defaults to now
-	DeliveredAt   *time.Time
-	LastError     string
-	// OrderKey, when set, orders the messages of one peer that share it
-	// (one alert: a trigger and its resolve): only the oldest undelivered
-	// one (by CreatedAt, then ID) is claimed, so they are delivered one at
-	// a time in the order their events happened.
-	OrderKey string
-	// Supersedes, on enqueue, gives up every older undelivered message of
-	// the same peer and OrderKey that is not claimed (a resolve makes an
-	// undelivered trigger moot). Not stored.
-	Supersedes bool
-	// EnqueuedAt is when the message was queued, set by the store; a
-	// message's maximum age counts from it.
-	EnqueuedAt time.Time
-}
-
 // OutboxStats summarises the outbox at the time of the call.
 type OutboxStats struct {
 	Pending       int64      // not delivered (leased and retrying ones included)
@@ -216,25 +119,25 @@ type Store interface {
 	// but ID, CreatedAt and CreatedBy, as given (a zero StartedAt, which
 	// defaults to CreatedAt, compares equal to another zero StartedAt). A
 	// zero CreatedAt is now; a given one is kept.
-	CreateDeploy(ctx context.Context, d Deploy, idempotencyKey string, outbox ...OutboxMessage) (stored Deploy, created bool, err error)
-	GetDeploy(ctx context.Context, id string) (Deploy, error)
+	CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (stored slogate.Deploy, created bool, err error)
+	GetDeploy(ctx context.Context, id string) (slogate.Deploy, error)
 	// ListDeploys returns one page, newest first, and the cursor of the
 	// next page ("" after the last).
-	ListDeploys(ctx context.Context, f DeployFilter) ([]Deploy, string, error)
+	ListDeploys(ctx context.Context, f DeployFilter) ([]slogate.Deploy, string, error)
 	// FinishDeploy records the final status and, in the same transaction,
 	// the outbox messages. Finishing again with the same status returns
 	// the deploy as it is and enqueues nothing; with another, ErrConflict.
-	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...OutboxMessage) (Deploy, error)
+	FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error)
 	// LatestDeploy is the newest deploy of service in env started strictly
 	// before the given time, or ErrNotFound.
-	LatestDeploy(ctx context.Context, service, env string, before time.Time) (Deploy, error)
+	LatestDeploy(ctx context.Context, service, env string, before time.Time) (slogate.Deploy, error)
 
 	// SaveDecision stores d and the outbox messages in one transaction.
 	// Saving the same evaluation id again with the same body is a no-op;
 	// with another body, ErrConflict.
-	SaveDecision(ctx context.Context, d Decision, outbox ...OutboxMessage) (Decision, error)
-	GetDecision(ctx context.Context, evaluationID string) (Decision, error)
-	ListDecisions(ctx context.Context, f DecisionFilter) ([]Decision, string, error)
+	SaveDecision(ctx context.Context, d slogate.DecisionRecord, outbox ...slogate.OutboxMessage) (slogate.DecisionRecord, error)
+	GetDecision(ctx context.Context, evaluationID string) (slogate.DecisionRecord, error)
+	ListDecisions(ctx context.Context, f DecisionFilter) ([]slogate.DecisionRecord, string, error)
 
 	// CreateOverride stores o and its audit entry in one transaction.
 	CreateOverride(ctx context.Context, o Override) (Override, error)
@@ -252,7 +155,7 @@ type Store interface {
 	// peer) until now+lease, oldest due first, and counts the attempt. A
 	// leased message is claimed by no one else until its lease ends, also
 	// by another replica.
-	ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]OutboxMessage, error)
+	ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]slogate.OutboxMessage, error)
 	// MarkDelivered ends a message (ErrNotFound if unknown; again is a no-op).
 	MarkDelivered(ctx context.Context, id int64) error
 	// MarkFailed releases the lease, records the error and when to try
@@ -265,7 +168,7 @@ type Store interface {
 	Abandon(ctx context.Context, id int64, errMsg string) error
 	// Enqueue adds outbox messages on their own, for events that are not
 	// a deploy or a decision (a duplicate key is ignored).
-	Enqueue(ctx context.Context, outbox ...OutboxMessage) error
+	Enqueue(ctx context.Context, outbox ...slogate.OutboxMessage) error
 	// PurgeOutbox deletes the messages delivered, or abandoned, before the
 	// given time.
 	PurgeOutbox(ctx context.Context, deliveredBefore time.Time) (int64, error)
@@ -278,7 +181,7 @@ type Store interface {
 	// gives it up; Close releases everything.
 	TryLeader(ctx context.Context, name string) (release func(), ok bool, err error)
 
-	// The leader's latest figures, for the followers (figures.go).
+	// The leader's latest figures, for the followers (internal/figures).
 	FiguresStore
 	// Outbox messages and audit entries in one transaction
 	// (enqueue_audited.go).

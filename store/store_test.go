@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/internal/testenv"
 	"github.com/slogate/slogate/store"
 	"github.com/slogate/slogate/store/storetest"
@@ -62,7 +63,7 @@ func TestMigrationsUnderConcurrentStarts(t *testing.T) {
 				}
 				defer stores[i].Close()
 			}
-			d, _, err := stores[0].CreateDeploy(ctx, store.Deploy{Service: "s", Environment: "e", Version: "v"}, "")
+			d, _, err := stores[0].CreateDeploy(ctx, slogate.Deploy{Service: "s", Environment: "e", Version: "v"}, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,8 +190,8 @@ func durabilityChild(dsn string) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				d, _, err := s.CreateDeploy(ctx, store.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("w%d-%d", w, i)},
-					fmt.Sprintf("w%d-%d", w, i), store.OutboxMessage{Key: fmt.Sprintf("w%d-%d", w, i), Peer: "grafana"})
+				d, _, err := s.CreateDeploy(ctx, slogate.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("w%d-%d", w, i)},
+					fmt.Sprintf("w%d-%d", w, i), slogate.OutboxMessage{Key: fmt.Sprintf("w%d-%d", w, i), Peer: "grafana"})
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "child:", err)
 					os.Exit(3)
@@ -265,7 +266,7 @@ func TestSQLiteGroupCommitIsolatesFailures(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	taken := store.Deploy{ID: "dep_taken", Service: "s", Environment: "e", Version: "v0"}
+	taken := slogate.Deploy{ID: "dep_taken", Service: "s", Environment: "e", Version: "v0"}
 	if _, _, err := s.CreateDeploy(ctx, taken, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -274,11 +275,11 @@ func TestSQLiteGroupCommitIsolatesFailures(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			d := store.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("v%d", i+1)}
+			d := slogate.Deploy{Service: "s", Environment: "e", Version: fmt.Sprintf("v%d", i+1)}
 			if i%3 == 0 {
 				d.ID = "dep_taken" // refused: the id exists
 			}
-			_, _, errs[i] = s.CreateDeploy(ctx, d, "", store.OutboxMessage{Key: fmt.Sprintf("k%d", i), Peer: "grafana"})
+			_, _, errs[i] = s.CreateDeploy(ctx, d, "", slogate.OutboxMessage{Key: fmt.Sprintf("k%d", i), Peer: "grafana"})
 		})
 	}
 	wg.Wait()

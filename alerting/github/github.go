@@ -27,8 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/gate"
 )
 
 const (
@@ -171,7 +171,7 @@ func (n *Notifier) Peer() string { return alerting.PeerGitHub }
 func (n *Notifier) Key(e alerting.Event) string {
 	switch e.Kind {
 	case alerting.KindDecision:
-		if a := e.Decision; a != nil && a.Decision == gate.Halt {
+		if a := e.Decision; a != nil && a.Decision == slogate.Halt {
 			return fmt.Sprintf("halt/%s/%s/%s", a.Service, a.Environment, e.DecisionSubject())
 		}
 	case alerting.KindBudgetExhausted:

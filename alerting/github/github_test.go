@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
@@ -37,7 +38,7 @@ func haltEvent() alerting.Event {
 	return alerting.Event{
 		Kind: alerting.KindDecision, At: now,
 		Decision: &gate.Answer{
-			Decision:     gate.Halt,
+			Decision:     slogate.Halt,
 			Reason:       "checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x)",
 			EvaluationID: "ev_7", Service: "checkout", Environment: "production", Version: "v2",
 			DeployID: "dep_01", Policy: "checkout-production", EvaluatedAt: now,
@@ -54,7 +55,7 @@ func haltEvent() alerting.Event {
 					Reason: "no data since the deploy began", Target: 0.99, NoData: true},
 			},
 		},
-		DecisionDeploy: &alerting.Deploy{
+		DecisionDeploy: &slogate.Deploy{
 			ID: "dep_01", Service: "checkout", Environment: "production", Version: "v2",
 			PreviousVersion: "v1", Commit: "3f9c2ab", Strategy: "canary", Status: "running",
 			PipelineURL: "https://ci.example.com/checkout/runs/42", StartedAt: now.Add(-14 * time.Minute),
@@ -365,7 +366,7 @@ func TestKey(t *testing.T) {
 	byVersion := haltEvent()
 	byVersion.Decision.DeployID, byVersion.DecisionDeploy = "", nil
 	promote := haltEvent()
-	promote.Decision.Decision = gate.Promote
+	promote.Decision.Decision = slogate.Promote
 	tests := map[string]struct {
 		e    alerting.Event
 		want string
@@ -374,7 +375,7 @@ func TestKey(t *testing.T) {
 		"a halt without a deploy is keyed by version": {e: byVersion, want: "halt/checkout/production/v2"},
 		"a spent budget is keyed by SLO and period":   {e: budgetEvent(), want: "budget/checkout-availability/rolling-2026-11"},
 		"a promote files nothing":                     {e: promote},
-		"a deploy files nothing":                      {e: alerting.Event{Kind: alerting.KindDeployStarted, Deploy: &alerting.Deploy{ID: "d"}}},
+		"a deploy files nothing":                      {e: alerting.Event{Kind: alerting.KindDeployStarted, Deploy: &slogate.Deploy{ID: "d"}}},
 	}
 	n := newNotifier(t, Config{Repo: "acme/shop", Token: token})
 	for name, tt := range tests {

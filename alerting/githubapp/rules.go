@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 )
 
@@ -30,7 +31,7 @@ type Item struct {
 }
 
 // Queue keeps pending rules durably (the store's outbox, under its own
-// peer name, through an adapter written where both are known). A key is
+// peer name: internal/rulequeue). A key is
 // enqueued once: a second Enqueue of it is ignored.
 type Queue interface {
 	Enqueue(ctx context.Context, key string, payload []byte) error
@@ -285,14 +286,14 @@ func (r *Rules) attempt(ctx context.Context, logger *slog.Logger, p Pending, att
 		Service: p.Service, Environment: p.Environment, DeployID: p.DeployID, Checks: []string{gate.KindBudget},
 	})
 	var sf *gate.SourceFaultError
-	decision, reason := gate.Wait, ""
+	decision, reason := slogate.Wait, ""
 	switch {
 	case errors.As(err, &sf):
 		// A source fault is not a decision: ask again, never approve.
 		reason = "a telemetry source failed: " + sf.Error()
 		a = sf.Answer
 	case errors.Is(err, gate.ErrUnknownService):
-		decision, reason = gate.Halt, fmt.Sprintf("slogate knows no SLOs of service %q: map the repository to its service in webhooks.github.services", p.Service)
+		decision, reason = slogate.Halt, fmt.Sprintf("slogate knows no SLOs of service %q: map the repository to its service in webhooks.github.services", p.Service)
 	case err != nil:
 		reason = "slogate could not evaluate the gate: " + err.Error()
 	default:
@@ -307,9 +308,9 @@ func (r *Rules) attempt(ctx context.Context, logger *slog.Logger, p Pending, att
 	}
 	state := ""
 	switch decision {
-	case gate.Promote:
+	case slogate.Promote:
 		state = StateApproved
-	case gate.Halt:
+	case slogate.Halt:
 		state = StateRejected
 	default:
 		if !now.Before(p.Deadline) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 )
 
@@ -107,16 +108,16 @@ func TestRuleAttempts(t *testing.T) {
 		wantState             string // of the last review ("" a report, "-" none)
 		done, abandoned, next int
 	}{
-		"a promote is approved": {gate: stubGate{answer: gate.Answer{Decision: gate.Promote, Reason: "ok", EvaluationID: "ev_1"}}, attempt: 1, wantState: StateApproved, done: 1},
-		"a halt is rejected":    {gate: stubGate{answer: gate.Answer{Decision: gate.Halt, Reason: "spent", EvaluationID: "ev_1"}}, attempt: 1, wantState: StateRejected, done: 1},
-		"a source fault is never approved: it waits and reports":    {gate: stubGate{err: &gate.SourceFaultError{Answer: gate.Answer{Decision: gate.Halt}}}, attempt: 1, wantState: "", next: 1},
-		"a wait on the third ask reports nothing (not 1, 2, 4…)":    {gate: stubGate{answer: gate.Answer{Decision: gate.Wait, Reason: "too early"}}, attempt: 3, wantState: "-", next: 1},
-		"a wait at the deadline is rejected":                        {gate: stubGate{answer: gate.Answer{Decision: gate.Wait, Reason: "too early"}}, attempt: 5, deadline: now, wantState: StateRejected, done: 1},
+		"a promote is approved": {gate: stubGate{answer: gate.Answer{Decision: slogate.Promote, Reason: "ok", EvaluationID: "ev_1"}}, attempt: 1, wantState: StateApproved, done: 1},
+		"a halt is rejected":    {gate: stubGate{answer: gate.Answer{Decision: slogate.Halt, Reason: "spent", EvaluationID: "ev_1"}}, attempt: 1, wantState: StateRejected, done: 1},
+		"a source fault is never approved: it waits and reports":    {gate: stubGate{err: &gate.SourceFaultError{Answer: gate.Answer{Decision: slogate.Halt}}}, attempt: 1, wantState: "", next: 1},
+		"a wait on the third ask reports nothing (not 1, 2, 4…)":    {gate: stubGate{answer: gate.Answer{Decision: slogate.Wait, Reason: "too early"}}, attempt: 3, wantState: "-", next: 1},
+		"a wait at the deadline is rejected":                        {gate: stubGate{answer: gate.Answer{Decision: slogate.Wait, Reason: "too early"}}, attempt: 5, deadline: now, wantState: StateRejected, done: 1},
 		"an unknown service is rejected with what to configure":     {gate: stubGate{err: fmt.Errorf("x: %w", gate.ErrUnknownService)}, attempt: 1, wantState: StateRejected, done: 1},
-		"a 422 on the answer is final: reported, not retried":       {gate: stubGate{answer: gate.Answer{Decision: gate.Promote}}, attempt: 1, review: func(Review) int { return 422 }, wantState: StateApproved, abandoned: 1},
-		"a 502 on the answer is retried":                            {gate: stubGate{answer: gate.Answer{Decision: gate.Promote}}, attempt: 1, review: func(Review) int { return 502 }, wantState: StateApproved, next: 1},
-		"a refused status report keeps the rule waiting":            {gate: stubGate{answer: gate.Answer{Decision: gate.Wait}}, attempt: 2, review: func(Review) int { return 422 }, wantState: "", next: 1},
-		"a long reason is cut so that the comment fits 1,024 chars": {gate: stubGate{answer: gate.Answer{Decision: gate.Halt, Reason: long, EvaluationID: "ev_1"}}, attempt: 1, wantState: StateRejected, done: 1},
+		"a 422 on the answer is final: reported, not retried":       {gate: stubGate{answer: gate.Answer{Decision: slogate.Promote}}, attempt: 1, review: func(Review) int { return 422 }, wantState: StateApproved, abandoned: 1},
+		"a 502 on the answer is retried":                            {gate: stubGate{answer: gate.Answer{Decision: slogate.Promote}}, attempt: 1, review: func(Review) int { return 502 }, wantState: StateApproved, next: 1},
+		"a refused status report keeps the rule waiting":            {gate: stubGate{answer: gate.Answer{Decision: slogate.Wait}}, attempt: 2, review: func(Review) int { return 422 }, wantState: "", next: 1},
+		"a long reason is cut so that the comment fits 1,024 chars": {gate: stubGate{answer: gate.Answer{Decision: slogate.Halt, Reason: long, EvaluationID: "ev_1"}}, attempt: 1, wantState: StateRejected, done: 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			api := &fakeAPI{review: tc.review}

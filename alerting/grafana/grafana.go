@@ -25,8 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/gate"
 )
 
 const (
@@ -180,7 +180,7 @@ func (n *Notifier) Key(e alerting.Event) string {
 			return "deploy/" + e.Deploy.ID + "/finish"
 		}
 	case alerting.KindDecision:
-		if a := e.Decision; a != nil && (a.Decision == gate.Promote || a.Decision == gate.Halt) {
+		if a := e.Decision; a != nil && (a.Decision == slogate.Promote || a.Decision == slogate.Halt) {
 			return fmt.Sprintf("decision/%s/%s/%s/%s", a.Service, a.Environment, e.DecisionSubject(), a.Decision)
 		}
 	}
@@ -364,7 +364,7 @@ func (n *Notifier) create(ctx context.Context, a annotation) (int64, error) {
 
 func deployIDTag(id string) string { return "deploy-id:" + id }
 
-func (n *Notifier) deployTags(d *alerting.Deploy) []string {
+func (n *Notifier) deployTags(d *slogate.Deploy) []string {
 	tags := []string{"slogate", d.Service, d.Environment}
 	if d.Version != "" {
 		tags = append(tags, d.Version)
@@ -374,7 +374,7 @@ func (n *Notifier) deployTags(d *alerting.Deploy) []string {
 }
 
 // deployText: "Deploy checkout v2 to production (commit 3f9c2ab, https://ci.example.com/run/42)".
-func deployText(d *alerting.Deploy) string {
+func deployText(d *slogate.Deploy) string {
 	s := fmt.Sprintf("Deploy %s %s to %s", d.Service, d.Version, d.Environment)
 	var extra []string
 	if d.Commit != "" {
@@ -393,7 +393,7 @@ func deployText(d *alerting.Deploy) string {
 func decisionText(e alerting.Event) string {
 	a := e.Decision
 	verb := "promoted"
-	if a.Decision == gate.Halt {
+	if a.Decision == slogate.Halt {
 		verb = "halted"
 	}
 	subject := a.Service

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
 )
@@ -33,8 +34,8 @@ var (
 	finished = time.Date(2026, 11, 21, 12, 20, 0, 0, time.UTC)
 )
 
-func deploy() *alerting.Deploy {
-	return &alerting.Deploy{
+func deploy() *slogate.Deploy {
+	return &slogate.Deploy{
 		ID: "dep_01", Service: "checkout", Environment: "production", Version: "v2",
 		PreviousVersion: "v1", Commit: "3f9c2ab", PipelineURL: "https://ci.example.com/checkout/runs/42",
 		Strategy: "canary", Status: "running", StartedAt: started,
@@ -53,7 +54,7 @@ func deployFinished() alerting.Event {
 	return alerting.Event{Kind: alerting.KindDeployFinished, At: finished, Deploy: d}
 }
 
-func decision(dec gate.Decision, reason string) alerting.Event {
+func decision(dec slogate.Decision, reason string) alerting.Event {
 	return alerting.Event{
 		Kind: alerting.KindDecision, At: started.Add(15 * time.Minute),
 		Decision: &gate.Answer{
@@ -292,7 +293,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestKey(t *testing.T) {
-	byVersion := decision(gate.Halt, "")
+	byVersion := decision(slogate.Halt, "")
 	byVersion.Decision.DeployID, byVersion.DecisionDeploy = "", nil
 	tests := map[string]struct {
 		e    alerting.Event
@@ -300,11 +301,11 @@ func TestKey(t *testing.T) {
 	}{
 		"a deploy start is keyed by its id":           {e: deployStarted(), want: "deploy/dep_01/start"},
 		"a deploy finish is keyed by its id":          {e: deployFinished(), want: "deploy/dep_01/finish"},
-		"a promote is keyed by its deploy":            {e: decision(gate.Promote, ""), want: "decision/checkout/production/dep_01/promote"},
+		"a promote is keyed by its deploy":            {e: decision(slogate.Promote, ""), want: "decision/checkout/production/dep_01/promote"},
 		"a halt without a deploy is keyed by version": {e: byVersion, want: "decision/checkout/production/v2/halt"},
-		"a wait draws nothing":                        {e: decision(gate.Wait, "")},
+		"a wait draws nothing":                        {e: decision(slogate.Wait, "")},
 		"an alert is not Grafana's":                   {e: alerting.Event{Kind: alerting.KindAlert, Alert: &alerting.Alert{}}},
-		"a deploy without an id is not taken":         {e: alerting.Event{Kind: alerting.KindDeployStarted, Deploy: &alerting.Deploy{}}},
+		"a deploy without an id is not taken":         {e: alerting.Event{Kind: alerting.KindDeployStarted, Deploy: &slogate.Deploy{}}},
 	}
 	n := newNotifier(t, Config{URL: "http://grafana.invalid", Token: token})
 	for name, tt := range tests {
@@ -380,14 +381,14 @@ func TestNotify(t *testing.T) {
 				Text: "Deploy checkout v2 to production (commit 3f9c2ab, https://ci.example.com/checkout/runs/42)"}},
 		},
 		"a halt is a point annotation with the reason": {
-			e:     decision(gate.Halt, "checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x)"),
+			e:     decision(slogate.Halt, "checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x)"),
 			calls: []call{{"POST", "/api/annotations", "", "decision-halt.json"}},
 			want: []annotation{{ID: 1, Time: 1795263300000, TimeEnd: 1795263300000,
 				Tags: []string{"slogate", "checkout", "production", "v2", "halt"},
 				Text: "slogate halted checkout v2 in production: checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x) (https://ci.example.com/checkout/runs/42)"}},
 		},
 		"a promote is a point annotation": {
-			e:     decision(gate.Promote, "every check passed"),
+			e:     decision(slogate.Promote, "every check passed"),
 			calls: []call{{"POST", "/api/annotations", "", "decision-promote.json"}},
 			want: []annotation{{ID: 1, Time: 1795263300000, TimeEnd: 1795263300000,
 				Tags: []string{"slogate", "checkout", "production", "v2", "promote"},
@@ -451,7 +452,7 @@ func TestNotifyFailures(t *testing.T) {
 		wantConfig bool
 	}{
 		"a server error is retried": {
-			e: decision(gate.Halt, "x"), fail: []int{502}, wantRetry: true,
+			e: decision(slogate.Halt, "x"), fail: []int{502}, wantRetry: true,
 			wantErr: "grafana: decision/checkout/production/dep_01/halt: POST /api/annotations: HTTP 502: Bad Gateway",
 		},
 		"a rate limit is retried": {
@@ -459,7 +460,7 @@ func TestNotifyFailures(t *testing.T) {
 			wantErr: "grafana: deploy/dep_01/start: GET /api/annotations: HTTP 429: Too Many Requests",
 		},
 		"a bad request is final": {
-			e: decision(gate.Halt, "x"), fail: []int{400},
+			e: decision(slogate.Halt, "x"), fail: []int{400},
 			wantErr: "grafana: decision/checkout/production/dep_01/halt: POST /api/annotations: HTTP 400: Bad Request",
 		},
 		"a wrong token is retried as a configuration error and says so": {
@@ -471,11 +472,11 @@ func TestNotifyFailures(t *testing.T) {
 			wantErr: "grafana: deploy/dep_01/finish: GET /api/annotations: HTTP 403: Forbidden (check the service account token and that its role may read and write annotations)",
 		},
 		"a Grafana that does not answer is retried": {
-			e: decision(gate.Promote, "ok"), timeout: time.Nanosecond, wantRetry: true,
+			e: decision(slogate.Promote, "ok"), timeout: time.Nanosecond, wantRetry: true,
 			wantErr: "grafana: decision/checkout/production/dep_01/promote: POST /api/annotations: grafana POST /api/annotations timed out after 1ns",
 		},
 		"a wait is refused for good": {
-			e:       decision(gate.Wait, "x"),
+			e:       decision(slogate.Wait, "x"),
 			wantErr: "grafana: event decision is not a deploy or a promote/halt decision",
 		},
 	}

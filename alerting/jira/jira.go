@@ -32,8 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/gate"
 )
 
 // PeerJira is the outbox peer name.
@@ -187,7 +187,7 @@ func (n *Notifier) Peer() string { return PeerJira }
 func (n *Notifier) Key(e alerting.Event) string {
 	switch e.Kind {
 	case alerting.KindDecision:
-		if a := e.Decision; a != nil && a.Decision == gate.Halt {
+		if a := e.Decision; a != nil && a.Decision == slogate.Halt {
 			return fmt.Sprintf("halt/%s/%s/%s", a.Service, a.Environment, e.DecisionSubject())
 		}
 	case alerting.KindBudgetExhausted:

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
@@ -39,13 +40,13 @@ func haltEvent() alerting.Event {
 	return alerting.Event{
 		Kind: alerting.KindDecision, At: now,
 		Decision: &gate.Answer{
-			Decision: gate.Halt, Reason: "checkout-availability: the error budget is spent (-12% left)",
+			Decision: slogate.Halt, Reason: "checkout-availability: the error budget is spent (-12% left)",
 			EvaluationID: "ev_7", Service: "checkout", Environment: "production", Version: "v2",
 			DeployID: "dep_01", Policy: "checkout-production", EvaluatedAt: now,
 			Checks: []gate.Check{{Kind: gate.KindBudget, SLO: "checkout-availability", Verdict: gate.Fail,
 				Reason: "-12% of the budget left", Target: 0.999, BudgetRemaining: fptr(-0.12)}},
 		},
-		DecisionDeploy: &alerting.Deploy{ID: "dep_01", Service: "checkout", Environment: "production", Version: "v2",
+		DecisionDeploy: &slogate.Deploy{ID: "dep_01", Service: "checkout", Environment: "production", Version: "v2",
 			PreviousVersion: "v1", Commit: "3f9c2ab", PipelineURL: "https://ci.example.com/checkout/runs/42", StartedAt: now.Add(-14 * time.Minute)},
 		Links: []alerting.Link{{Href: "https://slogate.example.com/v1/decisions/ev_7", Text: "the gate's answer"}},
 	}
@@ -459,12 +460,12 @@ type memOutbox struct {
 }
 
 type memMsg struct {
-	alerting.Message
+	slogate.OutboxMessage
 	next, leased time.Time
 	done         bool
 }
 
-func (o *memOutbox) Enqueue(_ context.Context, msgs ...alerting.Message) error {
+func (o *memOutbox) Enqueue(_ context.Context, msgs ...slogate.OutboxMessage) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 outer:
@@ -475,20 +476,20 @@ outer:
 			}
 		}
 		m.ID, m.CreatedAt = int64(len(o.msgs)+1), time.Now()
-		o.msgs = append(o.msgs, &memMsg{Message: m})
+		o.msgs = append(o.msgs, &memMsg{OutboxMessage: m})
 	}
 	return nil
 }
 
-func (o *memOutbox) ClaimOutbox(_ context.Context, peer string, limit int, lease time.Duration, at time.Time) ([]alerting.Message, error) {
+func (o *memOutbox) ClaimOutbox(_ context.Context, peer string, limit int, lease time.Duration, at time.Time) ([]slogate.OutboxMessage, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []alerting.Message
+	var out []slogate.OutboxMessage
 	for _, m := range o.msgs {
 		if len(out) < limit && !m.done && m.Peer == peer && !m.next.After(at) && !m.leased.After(at) {
 			m.Attempts++
 			m.leased = at.Add(lease)
-			out = append(out, m.Message)
+			out = append(out, m.OutboxMessage)
 		}
 	}
 	return out, nil

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/slo"
 )
@@ -302,7 +303,7 @@ func TestKey(t *testing.T) {
 		"a page that resolves is a resolve":                    {e: pageEvent(false), want: "alert/checkout-availability/page/1795262460/resolve"},
 		"a re-send of a firing page is not taken":              {e: resend},
 		"a ticket alert is not taken":                          {e: ticket},
-		"a deploy is not taken":                                {e: alerting.Event{Kind: alerting.KindDeployStarted, Deploy: &alerting.Deploy{ID: "dep_1"}}},
+		"a deploy is not taken":                                {e: alerting.Event{Kind: alerting.KindDeployStarted, Deploy: &slogate.Deploy{ID: "dep_1"}}},
 		"an alert event without its alert is not taken":        {e: alerting.Event{Kind: alerting.KindAlert}},
 		"a page without a start is keyed by the event instant": {e: noStart, want: "alert/checkout-availability/page/1795262580/trigger"},
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate/internal/backtest"
 	"github.com/slogate/slogate/internal/testenv"
 )
 
@@ -155,11 +156,11 @@ auth:
 		if err != nil {
 			t.Fatalf("backtest: %v\n%s", err, errOut.String())
 		}
-		var r BacktestReport
+		var r backtest.Report
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatalf("%v: %s", err, out.String())
 		}
-		got := map[string]Replay{}
+		got := map[string]backtest.Replay{}
 		for _, d := range r.Deploys {
 			got[d.Service+"/"+d.Version] = d
 		}

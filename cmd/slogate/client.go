@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
 	"github.com/slogate/slogate/slo"
@@ -279,7 +280,7 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 			}
 			continue
 		}
-		if a.Decision != gate.Wait || time.Now().Add(*interval).After(deadline) {
+		if a.Decision != slogate.Wait || time.Now().Add(*interval).After(deadline) {
 			break
 		}
 		printWaiting(env.stderr, a, time.Since(began), *interval, deadline, paletteFor(env.stderr, env.getenv))
@@ -297,11 +298,11 @@ func runCheck(ctx context.Context, env *environment, args []string) error {
 		printAnswer(env.stdout, a, paletteFor(env.stdout, env.getenv), termWidth(env.getenv))
 	}
 	switch a.Decision {
-	case gate.Promote:
+	case slogate.Promote:
 		return nil
-	case gate.Halt:
+	case slogate.Halt:
 		return &exitError{code: exitFailed}
-	case gate.Wait:
+	case slogate.Wait:
 		return &exitError{code: exitWaiting}
 	}
 	return &exitError{code: exitUsage, err: fmt.Errorf("unknown decision %q", a.Decision)}

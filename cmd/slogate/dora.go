@@ -6,100 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/slogate/slogate/alerting"
+	"github.com/slogate/slogate/alerting/github"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate/dora"
+	"github.com/slogate/slogate/internal/alertlog"
+	"github.com/slogate/slogate/internal/dorametrics"
 	"github.com/slogate/slogate/slo"
-	"github.com/slogate/slogate/store"
 )
-
-// actionAlertTracking marks, in the audit log, that the alert tracker
-// started recording page-level burns: from the oldest mark on, burns are
-// read from the record instead of measured.
-const actionAlertTracking = "alert.tracking"
-
-// alertRecord reads the page-level burns the alert tracker recorded in the
-// audit log (alert.state entries of subjects "<slo>/page").
-type alertRecord struct{ s store.Store }
-
-var _ dora.Record = alertRecord{}
-
-func (a alertRecord) PageBurns(ctx context.Context, from, to time.Time) ([]dora.RecordedBurn, time.Time, error) {
-	var entries []store.AuditEntry
-	var since time.Time
-	for _, action := range []string{actionAlertState, actionAlertTracking} {
-		cursor := ""
-		for {
-			es, next, err := a.s.ListAudit(ctx, store.AuditFilter{Action: action, Limit: 1000, Cursor: cursor})
-			if err != nil {
-				return nil, time.Time{}, err
-			}
-			for _, e := range es {
-				if since.IsZero() || e.At.Before(since) {
-					since = e.At
-				}
-				if action == actionAlertState && strings.HasSuffix(e.Subject, "/"+string(slo.SeverityPage)) {
-					entries = append(entries, e)
-				}
-			}
-			if next == "" {
-				break
-			}
-			cursor = next
-		}
-	}
-	// Oldest first: a firing state opens a burn, the next calm one ends it.
-	for i, j := 0, len(entries)-1; i < j; i, j = i+1, j-1 {
-		entries[i], entries[j] = entries[j], entries[i]
-	}
-	open := map[string]int{}
-	var burns []dora.RecordedBurn
-	for _, e := range entries {
-		var st alerting.State
-		if err := json.Unmarshal([]byte(e.Detail), &st); err != nil {
-			return nil, time.Time{}, fmt.Errorf("alert state %s: %w", e.Subject, err)
-		}
-		name := strings.TrimSuffix(e.Subject, "/"+string(slo.SeverityPage))
-		i, going := open[name]
-		switch {
-		case st.Firing && !going:
-			start := st.StartsAt
-			if start.IsZero() {
-				start = e.At
-			}
-			open[name] = len(burns)
-			burns = append(burns, dora.RecordedBurn{SLO: name, Start: start})
-		case !st.Firing && going:
-			burns[i].End = e.At
-			delete(open, name)
-		}
-	}
-	out := burns[:0]
-	for _, b := range burns {
-		if !b.Start.After(to) && (b.End.IsZero() || !b.End.Before(from)) {
-			out = append(out, b)
-		}
-	}
-	return out, since, nil
-}
 
 // newDelivery is the DORA keys' source of burns: the alert record, and
 // the sources through the measurer before it.
 func (s *server) newDelivery(measure bool) (*dora.History, error) {
 	cfg := dora.HistoryConfig{
 		Objectives: func(service string) []slo.Objective { return s.slos.Load().ByService(service) },
-		Record:     alertRecord{s.store},
+		Record:     alertlog.Record{Store: s.store},
 	}
 	if measure {
 		cfg.Counter = s.measurer
@@ -120,134 +47,23 @@ func (s *server) doraDeps(ctx context.Context) (api.Delivery, api.CommitLister, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.registry.Register(&doraMetrics{store: s.store, history: recordOnly, logger: s.logger, ttl: time.Minute}); err != nil {
+	if err := s.registry.Register(dorametrics.New(s.store, recordOnly, time.Minute, s.logger)); err != nil {
 		return nil, nil, err
 	}
 	if s.dispatcher != nil {
-		markTracking(ctx, s.store, s.logger)
+		if err := alertlog.MarkTracking(ctx, s.store); err != nil {
+			s.logger.Warn("the start of the alert record was not written: DORA keys will measure past burns from the sources", "err", err)
+		}
 	}
 	var commits api.CommitLister
 	if g := s.cfg.Notify.GitHub; g != nil {
-		c, err := newGitHubCompare(g.URL, g.Token, g.Timeout.Duration)
+		c, err := github.NewCompare(g.URL, g.Token, g.Timeout.Duration)
 		if err != nil {
 			return nil, nil, usageError("notify.github: %v", err)
 		}
 		commits = c
 	}
 	return delivery, commits, nil
-}
-
-// markTracking records that the alert tracker starts recording now.
-func markTracking(ctx context.Context, st store.Store, logger *slog.Logger) {
-	if err := st.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: actionAlertTracking, Subject: "page"}); err != nil {
-		logger.Warn("the start of the alert record was not written: DORA keys will measure past burns from the sources", "err", err)
-	}
-}
-
-// doraMetrics exports the DORA keys of every service and environment over
-// the last 30 days as gauges. A scrape never queries a source: burns come
-// from the alert record only, and figures are kept for a minute.
-type doraMetrics struct {
-	store   store.Store
-	history *dora.History
-	logger  *slog.Logger
-	ttl     time.Duration
-
-	mu      sync.Mutex
-	at      time.Time
-	metrics []prometheus.Metric
-}
-
-var (
-	doraLabels   = []string{"service", "environment"}
-	doraDeploys  = prometheus.NewDesc("slogate_dora_deployments", "Deploys finished succeeded in the last 30 days.", doraLabels, nil)
-	doraPerDay   = prometheus.NewDesc("slogate_dora_deployments_per_day", "Deploys finished succeeded per day over the last 30 days.", doraLabels, nil)
-	doraDays     = prometheus.NewDesc("slogate_dora_deploy_days", "Days with a succeeded deploy in the last 30 days.", doraLabels, nil)
-	doraLead     = prometheus.NewDesc("slogate_dora_lead_time_seconds", "Lead time for changes (finish minus earliest commit) of the succeeded deploys of the last 30 days.", append(doraLabels, "quantile"), nil)
-	doraFailures = prometheus.NewDesc("slogate_dora_change_failures", "Change failures among the deploys finished in the last 30 days.", doraLabels, nil)
-	doraCFR      = prometheus.NewDesc("slogate_dora_change_failure_ratio", "Change failures divided by deploys finished in the last 30 days.", doraLabels, nil)
-	doraRestore  = prometheus.NewDesc("slogate_dora_time_to_restore_seconds", "Median time to restore of the change failures of the last 30 days.", doraLabels, nil)
-)
-
-func (m *doraMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{doraDeploys, doraPerDay, doraDays, doraLead, doraFailures, doraCFR, doraRestore} {
-		ch <- d
-	}
-}
-
-func (m *doraMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if now := time.Now(); now.Sub(m.at) > m.ttl {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		metrics, err := m.compute(ctx, now)
-		cancel()
-		if err != nil {
-			m.logger.Warn("DORA gauges not computed; the last figures stay", "err", err)
-		} else {
-			m.at, m.metrics = now, metrics
-		}
-	}
-	for _, x := range m.metrics {
-		ch <- x
-	}
-}
-
-func (m *doraMetrics) compute(ctx context.Context, now time.Time) ([]prometheus.Metric, error) {
-	opts := dora.Options{End: now, Window: dora.DefaultWindow, Attribution: dora.DefaultAttribution}
-	var deploys []dora.Deploy
-	f := store.DeployFilter{Since: now.Add(-opts.Window - 7*24*time.Hour), Before: now, Limit: 1000}
-	for {
-		page, next, err := m.store.ListDeploys(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range page {
-			x := dora.Deploy{ID: d.ID, Service: d.Service, Environment: d.Environment, StartedAt: d.StartedAt, Status: d.Status}
-			if d.FinishedAt != nil {
-				x.FinishedAt = *d.FinishedAt
-			}
-			x.FirstCommit, _ = d.EarliestCommit()
-			deploys = append(deploys, x)
-		}
-		if next == "" {
-			break
-		}
-		f.Cursor = next
-	}
-	var out []prometheus.Metric
-	burnsOf := map[string][]dora.Burn{}
-	for _, h := range dora.Histories(deploys, now) {
-		svc, env := h[0].Service, h[0].Environment
-		if _, ok := burnsOf[svc]; !ok {
-			bs, _, err := m.history.Burns(ctx, svc, []dora.Span{{Start: now.Add(-opts.Window), End: now}}, now)
-			if err != nil {
-				return nil, err
-			}
-			burnsOf[svc] = bs
-		}
-		r := dora.Compute(h, burnsOf[svc], opts)
-		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-			out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{svc, env}, extra...)...))
-		}
-		gauge(doraDeploys, float64(r.Deployments.Count))
-		gauge(doraPerDay, r.Deployments.PerDay)
-		gauge(doraDays, float64(r.Deployments.DeployDays))
-		gauge(doraFailures, float64(r.ChangeFailureRate.Failures))
-		if v := r.LeadTime.Median; v != nil {
-			gauge(doraLead, *v, "0.5")
-		}
-		if v := r.LeadTime.P90; v != nil {
-			gauge(doraLead, *v, "0.9")
-		}
-		if v := r.ChangeFailureRate.Ratio; v != nil {
-			gauge(doraCFR, *v)
-		}
-		if v := r.TimeToRestore.Median; v != nil {
-			gauge(doraRestore, *v)
-		}
-	}
-	return out, nil
 }
 
 // runDORA prints the four keys a slogate server computes.

@@ -10,77 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/store"
 )
-
-func TestTheAlertRecordGivesThePageBurnsTheTrackerSaved(t *testing.T) {
-	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/s.db", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	// What alertStates.Save writes, at the instants the tracker saw.
-	save := func(when time.Time, key string, s alerting.State) {
-		b, _ := json.Marshal(s)
-		if err := st.Audit(ctx, store.AuditEntry{At: when, Actor: "slogate", Action: actionAlertState, Subject: key, Detail: string(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.Audit(ctx, store.AuditEntry{At: at(1), Actor: "slogate", Action: actionAlertTracking, Subject: "page"}); err != nil {
-		t.Fatal(err)
-	}
-	save(at(2), "shop-availability/page", alerting.State{Firing: true, StartsAt: at(2)})
-	save(at(2), "shop-availability/ticket", alerting.State{Firing: true, StartsAt: at(2)})
-	save(at(3), "shop-availability/page", alerting.State{})
-	save(at(5), "shop-availability/page", alerting.State{Firing: true, StartsAt: at(5)})
-	save(at(6), "shop-availability/page", alerting.State{})
-	save(at(30), "cart-latency/page", alerting.State{Firing: true, StartsAt: at(30)}) // still firing
-
-	tests := map[string]struct {
-		from, to time.Time
-		want     []string
-	}{
-		"every burn of the record, the one still firing without an end": {
-			from: at(0), to: at(40),
-			want: []string{"shop-availability 02:00-03:00", "shop-availability 05:00-06:00", "cart-latency 06:00-"},
-		},
-		"a burn that ended before from is left out; one going at from is in": {
-			from: at(4), to: at(40),
-			want: []string{"shop-availability 05:00-06:00", "cart-latency 06:00-"},
-		},
-		"a burn that begins after to is left out": {
-			from: at(0), to: at(4),
-			want: []string{"shop-availability 02:00-03:00"},
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			burns, since, err := alertRecord{st}.PageBurns(ctx, tc.from, tc.to)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, b := range burns {
-				end := ""
-				if !b.End.IsZero() {
-					end = b.End.Format("15:04")
-				}
-				got = append(got, fmt.Sprintf("%s %s-%s", b.SLO, b.Start.Format("15:04"), end))
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("burns = %q, want %q", got, tc.want)
-			}
-			if !since.Equal(at(1)) {
-				t.Errorf("since = %s, want the tracking mark at %s", since, at(1))
-			}
-		})
-	}
-}
 
 func TestSlogateDeployWithoutAComparableHistorySendsTheCommitAlone(t *testing.T) {
 	repo := newGitRepo(t)

@@ -10,16 +10,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/slogate/slogate/alerting/githubapp"
 	"github.com/slogate/slogate/api"
+	"github.com/slogate/slogate/internal/rulequeue"
 	"github.com/slogate/slogate/store"
 )
-
-// peerGitHubRule is the outbox peer name of pending protection rules:
-// the notification dispatcher never claims it, the rules runner does.
-const peerGitHubRule = "github-rule"
 
 var repoName = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 
@@ -95,7 +91,7 @@ func buildProtectionRules(cfg *Config, st store.Store, g githubapp.Gate, logger 
 		link = func(id string) string { return base + "/v1/decisions/" + url.PathEscape(id) }
 	}
 	rules, err := githubapp.NewRules(githubapp.RulesConfig{
-		App: app, Gate: g, Queue: ruleQueue{st}, Deadline: a.Deadline.Duration, Interval: a.Interval.Duration,
+		App: app, Gate: g, Queue: rulequeue.Queue{Store: st}, Deadline: a.Deadline.Duration, Interval: a.Interval.Duration,
 		DecisionURL: link, Logger: logger,
 	})
 	if err != nil {
@@ -103,38 +99,6 @@ func buildProtectionRules(cfg *Config, st store.Store, g githubapp.Gate, logger 
 	}
 	logger.Info("GitHub protection rules on", "app", app.String(), "deadline", rules.Deadline())
 	return rules, nil
-}
-
-// ruleQueue keeps pending protection rules in the store's outbox, under
-// their own peer.
-type ruleQueue struct{ s store.Store }
-
-var _ githubapp.Queue = ruleQueue{}
-
-func (q ruleQueue) Enqueue(ctx context.Context, key string, payload []byte) error {
-	return q.s.Enqueue(ctx, store.OutboxMessage{Key: peerGitHubRule + "/" + key, Peer: peerGitHubRule, Payload: payload})
-}
-
-func (q ruleQueue) Claim(ctx context.Context, limit int, lease time.Duration, now time.Time) ([]githubapp.Item, error) {
-	ms, err := q.s.ClaimOutbox(ctx, peerGitHubRule, limit, lease, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]githubapp.Item, len(ms))
-	for i, m := range ms {
-		out[i] = githubapp.Item{ID: m.ID, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt}
-	}
-	return out, nil
-}
-
-func (q ruleQueue) Reschedule(ctx context.Context, id int64, note string, next time.Time) error {
-	return q.s.MarkFailed(ctx, id, note, next)
-}
-
-func (q ruleQueue) Done(ctx context.Context, id int64) error { return q.s.MarkDelivered(ctx, id) }
-
-func (q ruleQueue) Abandon(ctx context.Context, id int64, why string) error {
-	return q.s.Abandon(ctx, id, why)
 }
 
 // apiRules lets the API hand protection rules to the runner.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,10 +14,7 @@ import (
 	"github.com/slogate/slogate/alerting/grafana"
 	"github.com/slogate/slogate/alerting/jira"
 	"github.com/slogate/slogate/alerting/pagerduty"
-	"github.com/slogate/slogate/gate"
-	"github.com/slogate/slogate/internal/deploys"
 	"github.com/slogate/slogate/slo"
-	"github.com/slogate/slogate/store"
 )
 
 // buildNotifiers makes a notifier per peer named in notify; a peer left
@@ -80,102 +75,6 @@ func scheduleInterval(spec string, now time.Time) (time.Duration, error) {
 	}
 	first := s.Next(now)
 	return s.Next(first).Sub(first), nil
-}
-
-// outboxAdapter lets the dispatcher deliver the store's outbox.
-type outboxAdapter struct{ s store.Store }
-
-func (o outboxAdapter) ClaimOutbox(ctx context.Context, peer string, limit int, lease time.Duration, now time.Time) ([]alerting.Message, error) {
-	ms, err := o.s.ClaimOutbox(ctx, peer, limit, lease, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]alerting.Message, len(ms))
-	for i, m := range ms {
-		out[i] = alerting.Message{ID: m.ID, Key: m.Key, Peer: m.Peer, Payload: m.Payload, Attempts: m.Attempts, CreatedAt: m.CreatedAt,
-			OrderKey: m.OrderKey, EnqueuedAt: m.EnqueuedAt}
-	}
-	return out, nil
-}
-
-func (o outboxAdapter) MarkDelivered(ctx context.Context, id int64) error {
-	return o.s.MarkDelivered(ctx, id)
-}
-
-func (o outboxAdapter) MarkFailed(ctx context.Context, id int64, msg string, next time.Time) error {
-	return o.s.MarkFailed(ctx, id, msg, next)
-}
-
-// Abandon lets the dispatcher give up on a message for good.
-func (o outboxAdapter) Abandon(ctx context.Context, id int64, errMsg string) error {
-	return o.s.Abandon(ctx, id, errMsg)
-}
-
-var _ alerting.Abandoner = outboxAdapter{}
-
-func (o outboxAdapter) Enqueue(ctx context.Context, msgs ...alerting.Message) error {
-	return o.s.Enqueue(ctx, deploys.OutboxMessages(msgs)...)
-}
-
-// alertStates keeps the tracker's alert states in the audit log (action
-// alert.state, subject <slo>/<severity>), so a restart neither re-fires
-// nor forgets to resolve.
-type alertStates struct{ s store.Store }
-
-const actionAlertState = "alert.state"
-
-func (a alertStates) Load(ctx context.Context) (map[string]alerting.State, error) {
-	out, seen, cursor := map[string]alerting.State{}, map[string]bool{}, ""
-	for {
-		es, next, err := a.s.ListAudit(ctx, store.AuditFilter{Action: actionAlertState, Limit: 1000, Cursor: cursor})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range es { // newest first
-			if seen[e.Subject] {
-				continue
-			}
-			seen[e.Subject] = true
-			var s alerting.State
-			if err := json.Unmarshal([]byte(e.Detail), &s); err != nil {
-				return nil, fmt.Errorf("alert state %s: %w", e.Subject, err)
-			}
-			out[e.Subject] = s
-		}
-		if next == "" {
-			return out, nil
-		}
-		cursor = next
-	}
-}
-
-func (a alertStates) Save(ctx context.Context, key string, s alerting.State) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return a.s.Audit(ctx, store.AuditEntry{Actor: "slogate", Action: actionAlertState, Subject: key, Detail: string(b)})
-}
-
-// decisionOutbox builds the notifications of a gate answer, stored with it.
-func decisionOutbox(d *alerting.Dispatcher, st store.Store, logger *slog.Logger) func(ctx context.Context, a gate.Answer) []store.OutboxMessage {
-	return func(ctx context.Context, a gate.Answer) []store.OutboxMessage {
-		e := alerting.Event{Kind: alerting.KindDecision, At: a.EvaluatedAt, Decision: &a}
-		if a.DeployID != "" {
-			if dep, err := st.GetDeploy(ctx, a.DeployID); err == nil {
-				e.DecisionDeploy = deploys.AlertingDeploy(dep)
-				if dep.PipelineURL != "" {
-					e.Links = append(e.Links, alerting.Link{Href: dep.PipelineURL, Text: "pipeline"})
-				}
-			}
-		}
-		msgs, err := d.Messages(e)
-		if err != nil {
-			logger.Error("notifications of a gate answer", "evaluation_id", a.EvaluationID, "err", err)
-			return nil
-		}
-		return deploys.OutboxMessages(msgs)
-	}
 }
 
 // objectiveLookup reads the SLOs in force.

@@ -23,7 +23,11 @@ import (
 	"github.com/slogate/slogate/alerting/githubapp"
 	"github.com/slogate/slogate/api"
 	"github.com/slogate/slogate/gate"
+	"github.com/slogate/slogate/internal/alertlog"
+	"github.com/slogate/slogate/internal/decisions"
 	"github.com/slogate/slogate/internal/deploys"
+	"github.com/slogate/slogate/internal/figures"
+	"github.com/slogate/slogate/internal/outbox"
 	"github.com/slogate/slogate/internal/telemetry"
 	"github.com/slogate/slogate/slo"
 	"github.com/slogate/slogate/store"
@@ -189,26 +193,31 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		st.Close()
 		return nil, usageError("%v", err)
 	}
-	recorder := storeRecorder{s: st}
 	var apiStore api.Store = st
 	var onRun func(context.Context, []slo.Status)
 	var onLeader func(context.Context)
+	var notifier deploys.Notifier
 	if len(notifiers) > 0 {
 		if s.dispatcher, onRun, onLeader, err = s.notifications(st, notifiers); err != nil {
 			st.Close()
 			return nil, err
 		}
-		recorder.outbox, recorder.wake = decisionOutbox(s.dispatcher, st, logger), s.dispatcher.Wake
+		notifier = s.dispatcher
 		if apiStore, err = deploys.New(deploys.Config{Store: st, Notifier: s.dispatcher}); err != nil {
 			st.Close()
 			return nil, err
 		}
 	}
+	recorder, err := decisions.New(decisions.Config{Store: st, Notifier: notifier, Logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.engine, err = gate.New(gate.Config{
 		Measurer:  s.measurer,
 		SLOs:      s.slos.Load,
-		Deploys:   storeDeploys{st},
-		Overrides: storeOverrides{st},
+		Deploys:   deploys.Lookup{Store: st},
+		Overrides: decisions.Overrides{Store: st},
 		Recorder:  recorder,
 		CacheTTL:  cfg.Gate.cacheTTL(),
 		Deadline:  cfg.Gate.Deadline.Duration,
@@ -232,9 +241,9 @@ func newServer(ctx context.Context, cfg *Config, sources sourceFlags, logger *sl
 		AgeDivisor: cfg.Evaluation.AgeDivisor, OnLeader: onLeader,
 		// The leader saves its figures; the followers serve them
 		// (docs/replicas.md).
-		Shared: storeFigures{st}, Replica: replicaID(), Interval: interval,
+		Shared: figures.Store{Store: st}, Replica: figures.ReplicaID(), Interval: interval,
 		Leader: func(ctx context.Context) bool {
-			_, ok, err := st.TryLeader(ctx, leadership)
+			_, ok, err := st.TryLeader(ctx, figures.Leadership)
 			if err != nil {
 				logger.Warn("leader election failed: skipping this evaluation", "err", err)
 			}
@@ -289,7 +298,7 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 		names[i] = n.Peer()
 	}
 	d, err := alerting.NewDispatcher(alerting.DispatcherConfig{
-		Outbox: outboxAdapter{st}, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
+		Outbox: st, Notifiers: notifiers, Logger: s.logger, Registry: s.registry,
 		MaxAge: s.cfg.Notify.Outbox.MaxAge.Duration,
 	})
 	if err != nil {
@@ -308,7 +317,7 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 	tracker, err := alerting.NewTracker(alerting.TrackerConfig{
 		// States are loaded from the audit log, and saved there with the
 		// notifications of their changes in one transaction.
-		State: alertStates{st}, Commit: alertCommit(st, d),
+		State: alertlog.States{Store: st}, Commit: alertlog.Commit(st, d),
 		Interval: interval, Objectives: objectiveLookup(s.slos.Load), Links: links, Logger: s.logger,
 	})
 	if err != nil {
@@ -325,30 +334,6 @@ func (s *server) notifications(st store.Store, notifiers []alerting.Notifier) (*
 	// previous leader saved.
 	onLeader := func(context.Context) { tracker.Reload() }
 	return d, onRun, onLeader, nil
-}
-
-// purgeOutbox deletes delivered notifications older than the retention,
-// hourly, until ctx ends.
-func (s *server) purgeOutbox(ctx context.Context) {
-	retain := s.cfg.Notify.Outbox.Retain.Duration
-	if retain <= 0 {
-		retain = 7 * 24 * time.Hour
-	}
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		n, err := s.store.PurgeOutbox(ctx, time.Now().Add(-retain))
-		if err != nil && ctx.Err() == nil {
-			s.logger.Warn("purging delivered notifications", "err", err)
-		} else if n > 0 {
-			s.logger.Info("purged delivered notifications", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // requireLoopback refuses an open API on anything but loopback.
@@ -414,7 +399,7 @@ func (s *server) run(ctx context.Context) error {
 	var background sync.WaitGroup
 	if s.dispatcher != nil {
 		background.Go(func() { s.dispatcher.Run(runCtx) })
-		background.Go(func() { s.purgeOutbox(runCtx) })
+		background.Go(func() { outbox.Purge(runCtx, s.store, s.cfg.Notify.Outbox.Retain.Duration, time.Hour, s.logger) })
 	}
 	if s.rules != nil {
 		background.Go(func() { s.rules.Run(runCtx) })

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/gate"
 )
 
@@ -17,7 +18,7 @@ func answerForPrinting() gate.Answer {
 	at := time.Date(2026, 11, 21, 12, 15, 0, 0, time.UTC)
 	down := "prometheus checkout-requests-ok: good query: sum(increase(http_requests_total{service=\"checkout\"}[30d])): source unavailable: Post \"http://127.0.0.1:9090/api/v1/query\": dial tcp 127.0.0.1:9090: connect: connection refused"
 	return gate.Answer{
-		Decision: gate.Halt, Reason: "checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x)",
+		Decision: slogate.Halt, Reason: "checkout-availability: version v2 burns budget at 6.3x since 12:01 (max 2x)",
 		EvaluationID: "ev_print", Service: "checkout", Environment: "production", Version: "v2", DeployID: "dep_v2",
 		Policy: "checkout-production", EvaluatedAt: at,
 		Checks: []gate.Check{
@@ -101,7 +102,7 @@ func TestPaletteOnlyOnTerminals(t *testing.T) {
 
 func TestPrintWaiting(t *testing.T) {
 	a := answerForPrinting()
-	a.Decision = gate.Wait
+	a.Decision = slogate.Wait
 	a.Checks = []gate.Check{
 		{Kind: "budget", SLO: "checkout-availability", Verdict: gate.Pass, Reason: "41% left"},
 		{Kind: "verification", SLO: "checkout-availability", Verdict: gate.Pending, Reason: "version v2 deployed at 12:01: 4m0s of 10m0s elapsed"},

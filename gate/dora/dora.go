@@ -15,14 +15,8 @@ import (
 	"math"
 	"slices"
 	"time"
-)
 
-// Deploy statuses, as the store names them.
-const (
-	Running    = "running"
-	Succeeded  = "succeeded"
-	Failed     = "failed"
-	RolledBack = "rolledBack"
+	"github.com/slogate/slogate"
 )
 
 // Kinds of change failure.
@@ -54,24 +48,12 @@ const (
 // end.
 const Day = 24 * time.Hour
 
-// Deploy is what the keys read of a deploy.
-type Deploy struct {
-	ID          string
-	Service     string
-	Environment string
-	StartedAt   time.Time
-	// FinishedAt is zero while it runs.
-	FinishedAt time.Time
-	// Status is Running, Succeeded, Failed or RolledBack.
-	Status string
-	// FirstCommit is the earliest commit time of the change it ships
-	// (zero: unknown).
-	FirstCommit time.Time
-}
-
-// Finished reports whether d had finished by at.
-func (d Deploy) Finished(at time.Time) bool {
-	return !d.FinishedAt.IsZero() && !d.FinishedAt.After(at) && d.Status != Running && d.Status != ""
+// finishedAt is when d finished; zero while it runs.
+func finishedAt(d slogate.Deploy) time.Time {
+	if d.FinishedAt == nil {
+		return time.Time{}
+	}
+	return *d.FinishedAt
 }
 
 // Burn is one page-level burn of an SLO: its page tiers fired from Start
@@ -189,7 +171,7 @@ type Failure struct {
 // the page-level burns of their SLOs. Deploys started after the end are
 // unknown at the end and ignored; so are burns begun after it, and a burn
 // that ended after it is still burning then.
-func Compute(deploys []Deploy, burns []Burn, opts Options) Report {
+func Compute(deploys []slogate.Deploy, burns []Burn, opts Options) Report {
 	opts = opts.withDefaults()
 	end := opts.End
 	start := end.Add(-opts.Window)
@@ -203,23 +185,23 @@ func Compute(deploys []Deploy, burns []Burn, opts Options) Report {
 	var leads, restores []float64
 	for _, h := range histories {
 		for i, d := range h {
-			if !d.Finished(end) || !d.FinishedAt.After(start) {
+			if !d.Finished(end) || !finishedAt(d).After(start) {
 				continue
 			}
 			r.ChangeFailureRate.Deployments++
-			if d.Status == Succeeded {
+			if d.Status == slogate.StatusSucceeded {
 				r.Deployments.Count++
-				day := dayIndex(end, d.FinishedAt)
+				day := dayIndex(end, finishedAt(d))
 				days[day] = true
 				if weekDays[day/7] == nil {
 					weekDays[day/7] = map[int]bool{}
 				}
 				weekDays[day/7][day] = true
 				monthCount[day/30]++
-				if d.FirstCommit.IsZero() {
+				if first, ok := d.EarliestCommit(); !ok {
 					r.LeadTime.Missing++
 				} else {
-					leads = append(leads, max(0, d.FinishedAt.Sub(d.FirstCommit).Seconds()))
+					leads = append(leads, max(0, finishedAt(d).Sub(first).Seconds()))
 				}
 			}
 			if f, ok := classify(h, i, burns, opts.Attribution, end); ok {
@@ -254,7 +236,7 @@ func Compute(deploys []Deploy, burns []Burn, opts Options) Report {
 // service and environment known at at, in the order Histories gives) is a
 // change failure, and why. A deploy that has not finished by at is not
 // one yet.
-func Classify(history []Deploy, id string, burns []Burn, attribution time.Duration, at time.Time) (Failure, bool) {
+func Classify(history []slogate.Deploy, id string, burns []Burn, attribution time.Duration, at time.Time) (Failure, bool) {
 	if attribution <= 0 {
 		attribution = DefaultAttribution
 	}
@@ -272,11 +254,11 @@ func Classify(history []Deploy, id string, burns []Burn, attribution time.Durati
 // AttributionSpan is when a burn that begins is the doing of deploy i of
 // history: after it started, before the next deploy started and at most
 // attribution after it finished (or, while it runs, until at).
-func AttributionSpan(history []Deploy, i int, attribution time.Duration, at time.Time) Span {
+func AttributionSpan(history []slogate.Deploy, i int, attribution time.Duration, at time.Time) Span {
 	d := history[i]
 	limit := at
 	if d.Finished(at) {
-		limit = d.FinishedAt.Add(attribution)
+		limit = finishedAt(d).Add(attribution)
 	}
 	if i+1 < len(history) && history[i+1].StartedAt.Before(limit) {
 		limit = history[i+1].StartedAt
@@ -287,15 +269,15 @@ func AttributionSpan(history []Deploy, i int, attribution time.Duration, at time
 	return Span{Start: d.StartedAt, End: limit}
 }
 
-func classify(h []Deploy, i int, burns []Burn, attribution time.Duration, at time.Time) (Failure, bool) {
+func classify(h []slogate.Deploy, i int, burns []Burn, attribution time.Duration, at time.Time) (Failure, bool) {
 	d := h[i]
 	f := Failure{DeployID: d.ID, Service: d.Service, Environment: d.Environment}
-	if d.Status == Failed || d.Status == RolledBack {
-		f.Kind, f.Start = d.Status, d.FinishedAt
+	if d.Failed() {
+		f.Kind, f.Start = d.Status, finishedAt(d)
 		f.Reason = "the deploy finished " + d.Status
 		for _, n := range h[i+1:] {
-			if n.Status == Succeeded && n.Finished(at) {
-				t := n.FinishedAt
+			if n.Status == slogate.StatusSucceeded && n.Finished(at) {
+				t := finishedAt(n)
 				f.RestoredAt = &t
 				f.Reason += "; restored by deploy " + n.ID
 				break
@@ -333,28 +315,36 @@ func classify(h []Deploy, i int, burns []Burn, attribution time.Duration, at tim
 // Histories groups the deploys known at at (started by then) by service
 // and environment, each history in the order they started (then by id).
 // A deploy that finished after at is running at at.
-func Histories(deploys []Deploy, at time.Time) [][]Deploy {
-	byKey := map[[2]string][]Deploy{}
-	var keys [][2]string
-	for _, d := range deploys {
-		if d.StartedAt.After(at) {
-			continue
+func Histories(deploys []slogate.Deploy, at time.Time) [][]slogate.Deploy {
+	// Sorted through indices, so that each deploy (a large value) is
+	// copied once; the histories share one array, each capped at its end.
+	idx := make([]int, 0, len(deploys))
+	for i := range deploys {
+		if !deploys[i].StartedAt.After(at) {
+			idx = append(idx, i)
 		}
-		if !d.FinishedAt.IsZero() && d.FinishedAt.After(at) {
-			d.FinishedAt, d.Status = time.Time{}, Running
-		}
-		k := [2]string{d.Service, d.Environment}
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
-		}
-		byKey[k] = append(byKey[k], d)
 	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
-	out := make([][]Deploy, 0, len(keys))
-	for _, k := range keys {
-		h := byKey[k]
-		slices.SortFunc(h, func(a, b Deploy) int { return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID)) })
-		out = append(out, h)
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &deploys[i], &deploys[j]
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Environment, b.Environment),
+			a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
+	})
+	all := make([]slogate.Deploy, len(idx))
+	out := make([][]slogate.Deploy, 0, 1)
+	start := 0
+	for n, i := range idx {
+		d := deploys[i]
+		if f := finishedAt(d); !f.IsZero() && f.After(at) {
+			d.FinishedAt, d.Status = nil, slogate.StatusRunning
+		}
+		all[n] = d
+		if n > 0 && (d.Service != all[n-1].Service || d.Environment != all[n-1].Environment) {
+			out = append(out, all[start:n:n])
+			start = n
+		}
+	}
+	if len(all) > 0 {
+		out = append(out, all[start:])
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -199,9 +200,9 @@ func TestImpact(t *testing.T) {
 		objective("availability", nil),
 		objective("staging-only", map[string]string{EnvironmentLabel: "staging"}),
 	), Counter: src})
-	history := Histories([]Deploy{
-		{ID: "d1", Service: "checkout", Environment: "production", StartedAt: day.Add(9*time.Hour + 55*time.Minute), FinishedAt: day.Add(10 * time.Hour), Status: Succeeded},
-		{ID: "d2", Service: "checkout", Environment: "production", StartedAt: day.Add(14 * time.Hour), FinishedAt: day.Add(14*time.Hour + 5*time.Minute), Status: Succeeded},
+	history := Histories([]slogate.Deploy{
+		{ID: "d1", Service: "checkout", Environment: "production", StartedAt: day.Add(9*time.Hour + 55*time.Minute), FinishedAt: timePtr(day.Add(10 * time.Hour)), Status: slogate.StatusSucceeded},
+		{ID: "d2", Service: "checkout", Environment: "production", StartedAt: day.Add(14 * time.Hour), FinishedAt: timePtr(day.Add(14*time.Hour + 5*time.Minute)), Status: slogate.StatusSucceeded},
 	}, day.Add(Day))[0]
 	at := day.Add(Day)
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/slo"
 )
 
@@ -62,7 +63,7 @@ const ImpactWindow = time.Hour
 // environment's deploys known at at, as Histories orders them) cost.
 // Measurement failures are figures left null with their reason, never an
 // error; the error is a failure to read the alert record.
-func (h *History) Impact(ctx context.Context, history []Deploy, i int, attribution time.Duration, at time.Time) (Impact, error) {
+func (h *History) Impact(ctx context.Context, history []slogate.Deploy, i int, attribution time.Duration, at time.Time) (Impact, error) {
 	if attribution <= 0 {
 		attribution = DefaultAttribution
 	}
@@ -79,7 +80,7 @@ func (h *History) Impact(ctx context.Context, history []Deploy, i int, attributi
 	}
 	after := d.StartedAt
 	if d.Finished(at) {
-		after = d.FinishedAt
+		after = finishedAt(d)
 	}
 	for _, o := range h.cfg.Objectives(d.Service) {
 		env := environments(o)
@@ -94,7 +95,7 @@ func (h *History) Impact(ctx context.Context, history []Deploy, i int, attributi
 	return out, nil
 }
 
-func verdict(history []Deploy, i int, burns []Burn, attribution time.Duration, at time.Time, span Span) Verdict {
+func verdict(history []slogate.Deploy, i int, burns []Burn, attribution time.Duration, at time.Time, span Span) Verdict {
 	d := history[i]
 	if !d.Finished(at) {
 		return Verdict{Reason: "the deploy has not finished: not counted yet"}

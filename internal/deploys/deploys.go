@@ -3,7 +3,8 @@
 // the outbox messages it causes (Grafana regions, Alertmanager, ...), in
 // the store's transaction, and their delivery is woken. The API's deploy
 // routes, the GitHub webhook and the Flagger hooks all record deploys
-// through it; cmd only wires it.
+// through it; cmd only wires it. Lookup is the gate's view of the recorded
+// deploys.
 //
 // The idempotency key covers what the client sent: the defaults the
 // notifications need (id, start, status) are chosen here, and given to the
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/store"
 )
@@ -24,7 +26,7 @@ import (
 // Notifier turns an event into the outbox messages of every configured
 // peer and wakes their delivery. *alerting.Dispatcher satisfies it.
 type Notifier interface {
-	Messages(e alerting.Event) ([]alerting.Message, error)
+	Messages(e alerting.Event) ([]slogate.OutboxMessage, error)
 	Wake()
 }
 
@@ -66,7 +68,7 @@ func New(cfg Config) (*Recorder, error) {
 // With an idempotency key, a second call with the same key and the same d
 // stores and enqueues nothing and returns the first deploy with
 // created=false; another d is store.ErrIdempotencyConflict.
-func (r *Recorder) CreateDeploy(ctx context.Context, d store.Deploy, idempotencyKey string, outbox ...store.OutboxMessage) (store.Deploy, bool, error) {
+func (r *Recorder) CreateDeploy(ctx context.Context, d slogate.Deploy, idempotencyKey string, outbox ...slogate.OutboxMessage) (slogate.Deploy, bool, error) {
 	if r.notifier == nil {
 		return r.Store.CreateDeploy(ctx, d, idempotencyKey, outbox...)
 	}
@@ -82,11 +84,11 @@ func (r *Recorder) CreateDeploy(ctx context.Context, d store.Deploy, idempotency
 		announced.StartedAt = now
 	}
 	if announced.Status == "" {
-		announced.Status = store.StatusRunning
+		announced.Status = slogate.StatusRunning
 	}
-	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployStarted, At: announced.StartedAt, Deploy: AlertingDeploy(announced)})
+	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployStarted, At: announced.StartedAt, Deploy: InEvent(announced)})
 	if err != nil {
-		return store.Deploy{}, false, err
+		return slogate.Deploy{}, false, err
 	}
 	out, created, err := r.Store.CreateDeploy(ctx, d, idempotencyKey, append(outbox, msgs...)...)
 	if err == nil && created {
@@ -100,7 +102,7 @@ func (r *Recorder) CreateDeploy(ctx context.Context, d store.Deploy, idempotency
 // in one transaction, then wakes the delivery. Finishing again with the
 // same status returns the deploy and enqueues nothing; with another
 // status it is store.ErrConflict.
-func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...store.OutboxMessage) (store.Deploy, error) {
+func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finishedAt time.Time, outbox ...slogate.OutboxMessage) (slogate.Deploy, error) {
 	if finishedAt.IsZero() {
 		finishedAt = r.clock()
 	}
@@ -109,13 +111,13 @@ func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finished
 	}
 	d, err := r.Store.GetDeploy(ctx, id)
 	if err != nil {
-		return store.Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	finishedAt = store.UTC(finishedAt)
 	d.Status, d.FinishedAt = status, &finishedAt
-	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployFinished, At: finishedAt, Deploy: AlertingDeploy(d)})
+	msgs, err := r.messages(alerting.Event{Kind: alerting.KindDeployFinished, At: finishedAt, Deploy: InEvent(d)})
 	if err != nil {
-		return store.Deploy{}, err
+		return slogate.Deploy{}, err
 	}
 	out, err := r.Store.FinishDeploy(ctx, id, status, finishedAt, append(outbox, msgs...)...)
 	if err == nil {
@@ -124,29 +126,18 @@ func (r *Recorder) FinishDeploy(ctx context.Context, id, status string, finished
 	return out, err
 }
 
-func (r *Recorder) messages(e alerting.Event) ([]store.OutboxMessage, error) {
+func (r *Recorder) messages(e alerting.Event) ([]slogate.OutboxMessage, error) {
 	msgs, err := r.notifier.Messages(e)
 	if err != nil {
 		return nil, fmt.Errorf("deploys: notifications of %s: %w", e.Kind, err)
 	}
-	return OutboxMessages(msgs), nil
+	return msgs, nil
 }
 
-// AlertingDeploy is a stored deploy as notifications show it.
-func AlertingDeploy(d store.Deploy) *alerting.Deploy {
-	return &alerting.Deploy{
-		ID: d.ID, Service: d.Service, Environment: d.Environment, Version: d.Version,
-		PreviousVersion: d.PreviousVersion, Commit: d.Commit, PipelineURL: d.PipelineURL,
-		Strategy: d.Strategy, Status: d.Status, Labels: d.Labels, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt,
-	}
-}
-
-// OutboxMessages turns alerting messages into the store's outbox messages.
-func OutboxMessages(msgs []alerting.Message) []store.OutboxMessage {
-	out := make([]store.OutboxMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = store.OutboxMessage{Key: m.Key, Peer: m.Peer, Payload: m.Payload, CreatedAt: m.CreatedAt,
-			OrderKey: m.OrderKey, Supersedes: m.Supersedes}
-	}
-	return out
+// InEvent is d as a notification carries it through the outbox: without
+// its commit list (up to a thousand from GitHub's compare API), which no
+// notifier shows and every outbox message would store again.
+func InEvent(d slogate.Deploy) *slogate.Deploy {
+	d.Commits = nil
+	return &d
 }

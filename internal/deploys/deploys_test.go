@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate/store/storetest"
 )
 
 // notifier is a fake of the dispatcher: one message per event, keyed by
@@ -20,7 +21,7 @@ type notifier struct {
 	fail  error
 }
 
-func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
+func (n *notifier) Messages(e alerting.Event) ([]slogate.OutboxMessage, error) {
 	if n.fail != nil {
 		return nil, n.fail
 	}
@@ -28,29 +29,19 @@ func (n *notifier) Messages(e alerting.Event) ([]alerting.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []alerting.Message{{Key: "fake/" + string(e.Kind) + "/" + e.Deploy.ID, Peer: "fake", Payload: b, CreatedAt: e.At}}, nil
+	return []slogate.OutboxMessage{{Key: "fake/" + string(e.Kind) + "/" + e.Deploy.ID, Peer: "fake", Payload: b, CreatedAt: e.At}}, nil
 }
 
 func (n *notifier) Wake() { n.woken.Add(1) }
-
-func open(t *testing.T) store.Store {
-	t.Helper()
-	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "slogate.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 var now = time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.UTC)
 
 func TestRecorder(t *testing.T) {
 	ctx := context.Background()
-	sent := store.Deploy{Service: "checkout", Environment: "production", Version: "v2"}
+	sent := slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2"}
 
 	t.Run("a retry with the key and the body stores and notifies once, with the start it stored", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		clock := now
 		r, err := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return clock }})
 		if err != nil {
@@ -65,7 +56,7 @@ func TestRecorder(t *testing.T) {
 		if err != nil || created || second.ID != first.ID || !second.StartedAt.Equal(store.UTC(now)) {
 			t.Fatalf("retry: %+v %v %v; want the first deploy %+v", second, created, err, first)
 		}
-		if _, _, err := r.CreateDeploy(ctx, store.Deploy{Service: "checkout", Environment: "production", Version: "v3"}, "key-1"); !errors.Is(err, store.ErrIdempotencyConflict) {
+		if _, _, err := r.CreateDeploy(ctx, slogate.Deploy{Service: "checkout", Environment: "production", Version: "v3"}, "key-1"); !errors.Is(err, store.ErrIdempotencyConflict) {
 			t.Errorf("another body with the key: %v, want an idempotency conflict", err)
 		}
 		msgs, err := st.ClaimOutbox(ctx, "", 10, time.Minute, now.Add(time.Hour))
@@ -73,19 +64,19 @@ func TestRecorder(t *testing.T) {
 			t.Fatalf("outbox %d messages (%v), woken %d: want 1 and 1", len(msgs), err, n.woken.Load())
 		}
 		var e alerting.Event
-		if err := json.Unmarshal(msgs[0].Payload, &e); err != nil || e.Deploy.ID != first.ID || !e.Deploy.StartedAt.Equal(first.StartedAt) || e.Deploy.Status != store.StatusRunning {
+		if err := json.Unmarshal(msgs[0].Payload, &e); err != nil || e.Deploy.ID != first.ID || !e.Deploy.StartedAt.Equal(first.StartedAt) || e.Deploy.Status != slogate.StatusRunning {
 			t.Errorf("announced %+v (%v), stored %+v", e.Deploy, err, first)
 		}
 	})
 	t.Run("finishing stores the status with its notification", func(t *testing.T) {
-		st, n := open(t), &notifier{}
+		st, n := storetest.SQLite(t), &notifier{}
 		r, _ := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return now }})
 		d, _, err := r.CreateDeploy(ctx, sent, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		done, err := r.FinishDeploy(ctx, d.ID, store.StatusSucceeded, time.Time{})
-		if err != nil || done.Status != store.StatusSucceeded || done.FinishedAt == nil || !done.FinishedAt.Equal(store.UTC(now)) {
+		done, err := r.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, time.Time{})
+		if err != nil || done.Status != slogate.StatusSucceeded || done.FinishedAt == nil || !done.FinishedAt.Equal(store.UTC(now)) {
 			t.Fatalf("finished %+v, %v", done, err)
 		}
 		if stats, _ := st.OutboxStats(ctx); stats.Pending != 2 || n.woken.Load() != 2 {
@@ -93,7 +84,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("notifications that cannot be built store nothing", func(t *testing.T) {
-		st := open(t)
+		st := storetest.SQLite(t)
 		r, _ := New(Config{Store: st, Notifier: &notifier{fail: errors.New("encode")}})
 		if _, _, err := r.CreateDeploy(ctx, sent, "key-1"); err == nil {
 			t.Fatal("stored without its notifications")
@@ -103,7 +94,7 @@ func TestRecorder(t *testing.T) {
 		}
 	})
 	t.Run("without a notifier it is the store", func(t *testing.T) {
-		st := open(t)
+		st := storetest.SQLite(t)
 		r, _ := New(Config{Store: st})
 		if _, created, err := r.CreateDeploy(ctx, sent, "key-1"); err != nil || !created {
 			t.Fatalf("%v %v", created, err)
@@ -114,5 +105,41 @@ func TestRecorder(t *testing.T) {
 	})
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a store")
+	}
+}
+
+func TestNotificationsCarryTheDeployWithoutItsCommitList(t *testing.T) {
+	ctx := context.Background()
+	st, n := storetest.SQLite(t), &notifier{}
+	r, err := New(Config{Store: st, Notifier: n, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := slogate.Deploy{Service: "checkout", Environment: "production", Version: "v2", Commit: "abc", CreatedBy: "ci",
+		Commits: []slogate.Commit{{SHA: "abc", Time: now.Add(-time.Hour)}, {SHA: "def", Time: now.Add(-2 * time.Hour)}}}
+	d, _, err := r.CreateDeploy(ctx, sent, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := st.GetDeploy(ctx, d.ID); err != nil || len(stored.Commits) != 2 {
+		t.Fatalf("stored %+v (%v), want its two commits", stored, err)
+	}
+	msgs, err := st.ClaimOutbox(ctx, "", 10, time.Minute, now.Add(time.Hour))
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("%d messages (%v), want the start and the finish", len(msgs), err)
+	}
+	for _, m := range msgs {
+		var e struct {
+			Deploy map[string]any `json:"deploy"`
+		}
+		if err := json.Unmarshal(m.Payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := e.Deploy["commits"]; ok || e.Deploy["commit"] != "abc" || e.Deploy["id"] != d.ID {
+			t.Errorf("%s carries %v, want the deploy without its commit list", m.Key, e.Deploy)
+		}
 	}
 }

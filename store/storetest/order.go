@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slogate/slogate/store"
+	"github.com/slogate/slogate"
 )
 
 // ordered is a message of an order key whose event happened at at.
-func ordered(key, orderKey string, at time.Time) store.OutboxMessage {
+func ordered(key, orderKey string, at time.Time) slogate.OutboxMessage {
 	m := msg(key, "pagerduty")
 	m.OrderKey, m.CreatedAt = orderKey, at
 	return m
@@ -38,7 +38,7 @@ func testOutboxOrder(t *testing.T, open Opener) {
 		}
 		// While the trigger is in flight (leased) or retrying, its resolve
 		// is not claimed, even after the lease.
-		var trigger store.OutboxMessage
+		var trigger slogate.OutboxMessage
 		for _, m := range got {
 			if m.Key == "trigger" {
 				trigger = m

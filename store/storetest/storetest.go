@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/store"
 )
 
@@ -77,8 +78,8 @@ func ctxT(t *testing.T) context.Context {
 // store keeps of them.
 var base = time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
 
-func newDeploy(service, env, version string, started time.Time) store.Deploy {
-	return store.Deploy{Service: service, Environment: env, Version: version, StartedAt: started}
+func newDeploy(service, env, version string, started time.Time) slogate.Deploy {
+	return slogate.Deploy{Service: service, Environment: env, Version: version, StartedAt: started}
 }
 
 func must[T any](t *testing.T) func(v T, err error) T {
@@ -102,11 +103,11 @@ func testDeploys(t *testing.T, open Opener) {
 	t.Run("a deploy reads back exactly as CreateDeploy returned it, in UTC to the microsecond", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		fin := base.Add(time.Minute)
-		d := store.Deploy{
+		d := slogate.Deploy{
 			Service: "checkout", Environment: "production", Version: "v2", PreviousVersion: "v1",
 			Commit: "abc123", PipelineURL: "https://ci.example/1", Strategy: "canary",
 			Labels: map[string]string{"team": "payments", "region": "eu"}, StartedAt: base, FinishedAt: &fin,
-			Status: store.StatusSucceeded,
+			Status: slogate.StatusSucceeded,
 		}
 		got, created, err := s.CreateDeploy(ctx, d, "")
 		if err != nil || !created {
@@ -132,19 +133,19 @@ func testDeploys(t *testing.T, open Opener) {
 	t.Run("a deploy without a start time starts now, is running and has no labels", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		before := time.Now().Add(-time.Second)
-		got, _, err := s.CreateDeploy(ctx, store.Deploy{Service: "s", Environment: "e", Version: "v", Labels: map[string]string{}}, "")
+		got, _, err := s.CreateDeploy(ctx, slogate.Deploy{Service: "s", Environment: "e", Version: "v", Labels: map[string]string{}}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != store.StatusRunning || got.StartedAt.Before(before) || !got.StartedAt.Equal(got.CreatedAt) || got.Labels != nil {
+		if got.Status != slogate.StatusRunning || got.StartedAt.Before(before) || !got.StartedAt.Equal(got.CreatedAt) || got.Labels != nil {
 			t.Errorf("got %+v, want running, started at creation, nil labels", got)
 		}
-		read := must[store.Deploy](t)(s.GetDeploy(ctx, got.ID))
+		read := must[slogate.Deploy](t)(s.GetDeploy(ctx, got.ID))
 		if !reflect.DeepEqual(read, got) {
 			t.Errorf("GetDeploy = %+v\nwant        %+v", read, got)
 		}
 	})
-	invalid := map[string]store.Deploy{
+	invalid := map[string]slogate.Deploy{
 		"a deploy without a service is invalid":      {Environment: "e", Version: "v"},
 		"a deploy without an environment is invalid": {Service: "s", Version: "v"},
 		"a deploy without a version is invalid":      {Service: "s", Environment: "e"},
@@ -166,7 +167,7 @@ func testDeploys(t *testing.T, open Opener) {
 		s, ctx := open(t), ctxT(t)
 		d := newDeploy("s", "e", "v1", base)
 		d.ID = store.NewID("dep")
-		must[store.Deploy](t)(func() (store.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
+		must[slogate.Deploy](t)(func() (slogate.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
 		_, _, err := s.CreateDeploy(ctx, d, "")
 		wantErr(t, err, store.ErrConflict)
 	})
@@ -209,13 +210,13 @@ func testCommits(t *testing.T, open Opener) {
 	t.Run("a deploy's commits read back in order, their times in UTC to the microsecond, in a list too", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		d := newDeploy("checkout", "production", "v2", base)
-		d.Commits = []store.Commit{
+		d.Commits = []slogate.Commit{
 			{SHA: "bbb", Time: base.Add(-time.Hour)},
 			{SHA: "aaa", Time: base.Add(-3 * time.Hour)},
 			{SHA: "ccc"}, // a commit whose time is unknown
 		}
-		got := must[store.Deploy](t)(func() (store.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
-		want := []store.Commit{
+		got := must[slogate.Deploy](t)(func() (slogate.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
+		want := []slogate.Commit{
 			{SHA: "bbb", Time: base.Add(-time.Hour).UTC().Truncate(time.Microsecond)},
 			{SHA: "aaa", Time: base.Add(-3 * time.Hour).UTC().Truncate(time.Microsecond)},
 			{SHA: "ccc"},
@@ -223,18 +224,18 @@ func testCommits(t *testing.T, open Opener) {
 		if !reflect.DeepEqual(got.Commits, want) {
 			t.Errorf("CreateDeploy commits = %+v, want %+v", got.Commits, want)
 		}
-		read := must[store.Deploy](t)(s.GetDeploy(ctx, got.ID))
+		read := must[slogate.Deploy](t)(s.GetDeploy(ctx, got.ID))
 		if !reflect.DeepEqual(read, got) {
 			t.Errorf("GetDeploy = %+v\nwant        %+v", read, got)
 		}
-		list, _ := func() ([]store.Deploy, error) { l, _, err := s.ListDeploys(ctx, store.DeployFilter{}); return l, err }()
+		list, _ := func() ([]slogate.Deploy, error) { l, _, err := s.ListDeploys(ctx, store.DeployFilter{}); return l, err }()
 		if len(list) != 1 || !reflect.DeepEqual(list[0].Commits, want) {
 			t.Errorf("ListDeploys = %+v, want the commits %+v", list, want)
 		}
 		if first, ok := read.EarliestCommit(); !ok || !first.Equal(want[1].Time) {
 			t.Errorf("EarliestCommit = %v, %v; want %v", first, ok, want[1].Time)
 		}
-		fin := must[store.Deploy](t)(s.FinishDeploy(ctx, got.ID, store.StatusSucceeded, base.Add(time.Minute)))
+		fin := must[slogate.Deploy](t)(s.FinishDeploy(ctx, got.ID, slogate.StatusSucceeded, base.Add(time.Minute)))
 		if !reflect.DeepEqual(fin.Commits, want) {
 			t.Errorf("FinishDeploy commits = %+v, want %+v", fin.Commits, want)
 		}
@@ -242,9 +243,9 @@ func testCommits(t *testing.T, open Opener) {
 	t.Run("a deploy without commits has none and no earliest commit", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		d := newDeploy("checkout", "production", "v2", base)
-		d.Commits = []store.Commit{}
-		got := must[store.Deploy](t)(func() (store.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
-		read := must[store.Deploy](t)(s.GetDeploy(ctx, got.ID))
+		d.Commits = []slogate.Commit{}
+		got := must[slogate.Deploy](t)(func() (slogate.Deploy, error) { d, _, err := s.CreateDeploy(ctx, d, ""); return d, err }())
+		read := must[slogate.Deploy](t)(s.GetDeploy(ctx, got.ID))
 		if got.Commits != nil || read.Commits != nil {
 			t.Errorf("commits = %#v, read back %#v; want nil", got.Commits, read.Commits)
 		}
@@ -255,7 +256,7 @@ func testCommits(t *testing.T, open Opener) {
 	t.Run("a commit without a sha is invalid", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		d := newDeploy("checkout", "production", "v2", base)
-		d.Commits = []store.Commit{{SHA: "abc"}, {SHA: " ", Time: base}}
+		d.Commits = []slogate.Commit{{SHA: "abc"}, {SHA: " ", Time: base}}
 		_, _, err := s.CreateDeploy(ctx, d, "")
 		wantErr(t, err, store.ErrInvalid)
 		if err == nil || !strings.Contains(err.Error(), "commits[1].sha") {
@@ -265,7 +266,7 @@ func testCommits(t *testing.T, open Opener) {
 	t.Run("commits are part of the idempotency body", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
 		d := newDeploy("checkout", "production", "v2", base)
-		d.Commits = []store.Commit{{SHA: "abc", Time: base.Add(-time.Hour)}}
+		d.Commits = []slogate.Commit{{SHA: "abc", Time: base.Add(-time.Hour)}}
 		first, _, err := s.CreateDeploy(ctx, d, "key-c")
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +275,7 @@ func testCommits(t *testing.T, open Opener) {
 		if err != nil || created || again.ID != first.ID {
 			t.Fatalf("same commits again = %s, %v, %v; want the first deploy, not created", again.ID, created, err)
 		}
-		d.Commits = []store.Commit{{SHA: "def", Time: base.Add(-time.Hour)}}
+		d.Commits = []slogate.Commit{{SHA: "def", Time: base.Add(-time.Hour)}}
 		_, _, err = s.CreateDeploy(ctx, d, "key-c")
 		wantErr(t, err, store.ErrIdempotencyConflict)
 	})
@@ -374,7 +375,7 @@ func testIdempotency(t *testing.T, open Opener) {
 
 func testPagination(t *testing.T, open Opener) {
 	s, ctx := open(t), ctxT(t)
-	var all []store.Deploy
+	var all []slogate.Deploy
 	for i := range 23 {
 		svc := "checkout"
 		if i%3 == 0 {
@@ -387,8 +388,8 @@ func testPagination(t *testing.T, open Opener) {
 		}
 		all = append(all, d)
 	}
-	newestFirst := func(ds []store.Deploy) []string {
-		ds = append([]store.Deploy(nil), ds...)
+	newestFirst := func(ds []slogate.Deploy) []string {
+		ds = append([]slogate.Deploy(nil), ds...)
 		sort.Slice(ds, func(i, j int) bool {
 			if !ds[i].StartedAt.Equal(ds[j].StartedAt) {
 				return ds[i].StartedAt.After(ds[j].StartedAt)
@@ -401,8 +402,8 @@ func testPagination(t *testing.T, open Opener) {
 		}
 		return ids
 	}
-	filter := func(keep func(store.Deploy) bool) []store.Deploy {
-		var out []store.Deploy
+	filter := func(keep func(slogate.Deploy) bool) []slogate.Deploy {
+		var out []slogate.Deploy
 		for _, d := range all {
 			if keep(d) {
 				out = append(out, d)
@@ -417,9 +418,9 @@ func testPagination(t *testing.T, open Opener) {
 	}{
 		"every deploy, newest first, in pages of 5": {f: store.DeployFilter{Limit: 5}, want: newestFirst(all)},
 		"one service's deploys in pages of 4": {f: store.DeployFilter{Service: "search", Limit: 4},
-			want: newestFirst(filter(func(d store.Deploy) bool { return d.Service == "search" }))},
+			want: newestFirst(filter(func(d slogate.Deploy) bool { return d.Service == "search" }))},
 		"deploys since a time in pages of 3": {f: store.DeployFilter{Since: since, Limit: 3},
-			want: newestFirst(filter(func(d store.Deploy) bool { return !d.StartedAt.Before(store.UTC(since)) }))},
+			want: newestFirst(filter(func(d slogate.Deploy) bool { return !d.StartedAt.Before(store.UTC(since)) }))},
 		"a page as large as everything has no next page": {f: store.DeployFilter{Limit: 23}, want: newestFirst(all)},
 		"another environment has nothing":                {f: store.DeployFilter{Environment: "staging"}, want: nil},
 	}
@@ -467,12 +468,12 @@ func testFinish(t *testing.T, open Opener) {
 		wantErr, wantErr2 error
 		missing           bool
 	}{
-		"finishing a running deploy records its status and time":           {first: store.StatusSucceeded, wantStatus: store.StatusSucceeded},
-		"finishing again with the same status keeps the first finish time": {first: store.StatusRolledBack, second: store.StatusRolledBack, wantStatus: store.StatusRolledBack},
-		"finishing again with another status conflicts":                    {first: store.StatusFailed, second: store.StatusSucceeded, wantErr2: store.ErrConflict, wantStatus: store.StatusFailed},
-		"finishing with running is invalid":                                {first: store.StatusRunning, wantErr: store.ErrInvalid, wantStatus: store.StatusRunning},
-		"finishing with an unknown status is invalid":                      {first: "done", wantErr: store.ErrInvalid, wantStatus: store.StatusRunning},
-		"finishing an unknown deploy is not found":                         {first: store.StatusSucceeded, missing: true, wantErr: store.ErrNotFound},
+		"finishing a running deploy records its status and time":           {first: slogate.StatusSucceeded, wantStatus: slogate.StatusSucceeded},
+		"finishing again with the same status keeps the first finish time": {first: slogate.StatusRolledBack, second: slogate.StatusRolledBack, wantStatus: slogate.StatusRolledBack},
+		"finishing again with another status conflicts":                    {first: slogate.StatusFailed, second: slogate.StatusSucceeded, wantErr2: store.ErrConflict, wantStatus: slogate.StatusFailed},
+		"finishing with running is invalid":                                {first: slogate.StatusRunning, wantErr: store.ErrInvalid, wantStatus: slogate.StatusRunning},
+		"finishing with an unknown status is invalid":                      {first: "done", wantErr: store.ErrInvalid, wantStatus: slogate.StatusRunning},
+		"finishing an unknown deploy is not found":                         {first: slogate.StatusSucceeded, missing: true, wantErr: store.ErrNotFound},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -504,7 +505,7 @@ func testFinish(t *testing.T, open Opener) {
 			if tc.missing {
 				return
 			}
-			read := must[store.Deploy](t)(s.GetDeploy(ctx, id))
+			read := must[slogate.Deploy](t)(s.GetDeploy(ctx, id))
 			if read.Status != tc.wantStatus {
 				t.Errorf("stored status %s, want %s", read.Status, tc.wantStatus)
 			}
@@ -522,29 +523,29 @@ func testDecisions(t *testing.T, open Opener) {
 	body := []byte(`{"decision":"halt",  "reason":"burns\u00e9 at 6.3x"}`)
 	t.Run("a decision reads back byte for byte", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
-		d, err := s.SaveDecision(ctx, store.Decision{Service: "checkout", Environment: "production", Version: "v2",
-			DeployID: "dep_x", Decision: store.DecisionHalt, Reason: "burn", Body: body, EvaluatedAt: base})
+		d, err := s.SaveDecision(ctx, slogate.DecisionRecord{Service: "checkout", Environment: "production", Version: "v2",
+			DeployID: "dep_x", Decision: slogate.Halt, Reason: "burn", Body: body, EvaluatedAt: base})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d.EvaluationID[:3] != "ev_" {
 			t.Errorf("EvaluationID = %q", d.EvaluationID)
 		}
-		got := must[store.Decision](t)(s.GetDecision(ctx, d.EvaluationID))
+		got := must[slogate.DecisionRecord](t)(s.GetDecision(ctx, d.EvaluationID))
 		if !reflect.DeepEqual(got, d) || string(got.Body) != string(body) {
 			t.Errorf("GetDecision = %+v\nwant          %+v", got, d)
 		}
 	})
 	t.Run("saving an evaluation again with the same body is accepted, with another it conflicts", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
-		d := store.Decision{EvaluationID: "ev_fixed", Service: "s", Environment: "e", Decision: store.DecisionWait, Body: body, EvaluatedAt: base}
+		d := slogate.DecisionRecord{EvaluationID: "ev_fixed", Service: "s", Environment: "e", Decision: slogate.Wait, Body: body, EvaluatedAt: base}
 		if _, err := s.SaveDecision(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SaveDecision(ctx, d); err != nil {
 			t.Errorf("same body again: %v", err)
 		}
-		d.Decision = store.DecisionPromote
+		d.Decision = slogate.Promote
 		_, err := s.SaveDecision(ctx, d)
 		wantErr(t, err, store.ErrConflict)
 	})
@@ -552,7 +553,7 @@ func testDecisions(t *testing.T, open Opener) {
 		s, ctx := open(t), ctxT(t)
 		_, err := s.GetDecision(ctx, "ev_nope")
 		wantErr(t, err, store.ErrNotFound)
-		_, err = s.SaveDecision(ctx, store.Decision{Service: "s", Environment: "e", Decision: "maybe"})
+		_, err = s.SaveDecision(ctx, slogate.DecisionRecord{Service: "s", Environment: "e", Decision: "maybe"})
 		wantErr(t, err, store.ErrInvalid)
 	})
 	t.Run("decisions list newest first by deploy, in pages", func(t *testing.T) {
@@ -563,7 +564,7 @@ func testDecisions(t *testing.T, open Opener) {
 			if i%2 == 1 {
 				dep = "dep_b"
 			}
-			d, err := s.SaveDecision(ctx, store.Decision{Service: "s", Environment: "e", DeployID: dep, Decision: store.DecisionWait,
+			d, err := s.SaveDecision(ctx, slogate.DecisionRecord{Service: "s", Environment: "e", DeployID: dep, Decision: slogate.Wait,
 				Body: []byte("{}"), EvaluatedAt: base.Add(time.Duration(i) * time.Second)})
 			if err != nil {
 				t.Fatal(err)
@@ -791,11 +792,11 @@ func testAudit(t *testing.T, open Opener) {
 	})
 }
 
-func msg(key, peer string) store.OutboxMessage {
-	return store.OutboxMessage{Key: key, Peer: peer, Payload: []byte(`{"key":"` + key + `"}`)}
+func msg(key, peer string) slogate.OutboxMessage {
+	return slogate.OutboxMessage{Key: key, Peer: peer, Payload: []byte(`{"key":"` + key + `"}`)}
 }
 
-func claimAll(t *testing.T, s store.Store, peer string, now time.Time) []store.OutboxMessage {
+func claimAll(t *testing.T, s store.Store, peer string, now time.Time) []slogate.OutboxMessage {
 	t.Helper()
 	ms, err := s.ClaimOutbox(ctxT(t), peer, 1000, time.Minute, now)
 	if err != nil {
@@ -804,7 +805,7 @@ func claimAll(t *testing.T, s store.Store, peer string, now time.Time) []store.O
 	return ms
 }
 
-func keys(ms []store.OutboxMessage) []string {
+func keys(ms []slogate.OutboxMessage) []string {
 	out := []string{}
 	for _, m := range ms {
 		out = append(out, m.Key)
@@ -865,14 +866,14 @@ func testOutbox(t *testing.T, open Opener) {
 		},
 		"a conflicting finish enqueues nothing": func(s store.Store, ctx context.Context) error {
 			d, _, _ := s.CreateDeploy(ctx, newDeploy("s", "e", "v1", base), "")
-			s.FinishDeploy(ctx, d.ID, store.StatusSucceeded, base.Add(time.Hour))
-			_, err := s.FinishDeploy(ctx, d.ID, store.StatusFailed, base.Add(time.Hour), msg("orphan", "grafana"))
+			s.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, base.Add(time.Hour))
+			_, err := s.FinishDeploy(ctx, d.ID, slogate.StatusFailed, base.Add(time.Hour), msg("orphan", "grafana"))
 			return err
 		},
 		"a conflicting decision enqueues nothing": func(s store.Store, ctx context.Context) error {
-			d := store.Decision{EvaluationID: "ev_1", Service: "s", Environment: "e", Decision: store.DecisionHalt}
+			d := slogate.DecisionRecord{EvaluationID: "ev_1", Service: "s", Environment: "e", Decision: slogate.Halt}
 			s.SaveDecision(ctx, d)
-			d.Decision = store.DecisionPromote
+			d.Decision = slogate.Promote
 			_, err := s.SaveDecision(ctx, d, msg("orphan", "grafana"))
 			return err
 		},
@@ -894,10 +895,10 @@ func testOutbox(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.FinishDeploy(ctx, d.ID, store.StatusSucceeded, base.Add(time.Hour), msg("finish", "grafana")); err != nil {
+		if _, err := s.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, base.Add(time.Hour), msg("finish", "grafana")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.FinishDeploy(ctx, d.ID, store.StatusSucceeded, base.Add(2*time.Hour), msg("finish-again", "grafana")); err != nil {
+		if _, err := s.FinishDeploy(ctx, d.ID, slogate.StatusSucceeded, base.Add(2*time.Hour), msg("finish-again", "grafana")); err != nil {
 			t.Fatal(err)
 		}
 		if got := keys(claimAll(t, s, "grafana", soon())); !reflect.DeepEqual(got, []string{"finish"}) {
@@ -906,7 +907,7 @@ func testOutbox(t *testing.T, open Opener) {
 	})
 	t.Run("a saved decision's messages are enqueued with it", func(t *testing.T) {
 		s, ctx := open(t), ctxT(t)
-		if _, err := s.SaveDecision(ctx, store.Decision{Service: "s", Environment: "e", Decision: store.DecisionHalt}, msg("d", "github")); err != nil {
+		if _, err := s.SaveDecision(ctx, slogate.DecisionRecord{Service: "s", Environment: "e", Decision: slogate.Halt}, msg("d", "github")); err != nil {
 			t.Fatal(err)
 		}
 		if got := keys(claimAll(t, s, "github", soon())); !reflect.DeepEqual(got, []string{"d"}) {
@@ -922,7 +923,7 @@ func testOutbox(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 		lease := 30 * time.Second
-		claim := func(at time.Time) []store.OutboxMessage {
+		claim := func(at time.Time) []slogate.OutboxMessage {
 			t.Helper()
 			ms, err := s.ClaimOutbox(ctx, "pagerduty", 10, lease, at)
 			if err != nil {
@@ -1045,7 +1046,7 @@ func testOutbox(t *testing.T, open Opener) {
 	t.Run("two concurrent claimers on two instances never get the same message", func(t *testing.T) {
 		a, b, ctx := open(t), open(t), ctxT(t)
 		const n = 120
-		batch := make([]store.OutboxMessage, 0, n)
+		batch := make([]slogate.OutboxMessage, 0, n)
 		for i := range n {
 			batch = append(batch, msg(fmt.Sprintf("c%03d", i), "grafana"))
 		}

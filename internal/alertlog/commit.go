@@ -1,4 +1,4 @@
-package main
+package alertlog
 
 import (
 	"context"
@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/internal/deploys"
 	"github.com/slogate/slogate/store"
 )
 
-// alertCommit is the tracker's Commit: the notifications of an
-// evaluation's alert events and the alert states they change
-// (alertStates' audit entries) in one store transaction, then a wake of
+// Commit is the tracker's Commit: the notifications of an evaluation's
+// alert events and the alert states they change (States' audit entries) in one store transaction, then a wake of
 // the delivery. A leader killed in between leaves both or neither, so the
 // next leader neither fires a delivered trigger again nor misses one.
-func alertCommit(st store.AuditedEnqueuer, d *alerting.Dispatcher) func(context.Context, []alerting.Event, map[string]alerting.State) error {
+func Commit(st store.AuditedEnqueuer, d *alerting.Dispatcher) func(context.Context, []alerting.Event, map[string]alerting.State) error {
 	return func(ctx context.Context, events []alerting.Event, states map[string]alerting.State) error {
-		var msgs []alerting.Message
+		var msgs []slogate.OutboxMessage
 		for _, e := range events {
 			m, err := d.Messages(e)
 			if err != nil {
@@ -37,9 +36,9 @@ func alertCommit(st store.AuditedEnqueuer, d *alerting.Dispatcher) func(context.
 			if err != nil {
 				return fmt.Errorf("alert state %s: %w", k, err)
 			}
-			entries = append(entries, store.AuditEntry{Actor: "slogate", Action: actionAlertState, Subject: k, Detail: string(b)})
+			entries = append(entries, store.AuditEntry{Actor: "slogate", Action: ActionAlertState, Subject: k, Detail: string(b)})
 		}
-		if err := st.EnqueueWithAudit(ctx, entries, deploys.OutboxMessages(msgs)...); err != nil {
+		if err := st.EnqueueWithAudit(ctx, entries, msgs...); err != nil {
 			return fmt.Errorf("alerting: %d notifications and %d alert states: %w", len(msgs), len(entries), err)
 		}
 		if len(msgs) > 0 {

@@ -1,4 +1,7 @@
-package main
+// Package figures keeps the leader's figures in the store for the replicas
+// that follow (gate.SharedFigures), as gzip-compressed JSON, and names
+// this process among the replicas. cmd only wires it.
+package figures
 
 import (
 	"bytes"
@@ -14,41 +17,43 @@ import (
 	"github.com/slogate/slogate/store"
 )
 
-// leadership is the name of the evaluation's leadership, and of the
+// Leadership is the name of the evaluation's leadership, and of the
 // figures its leader saves.
-const leadership = "evaluation"
+const Leadership = "evaluation"
 
-// storeFigures keeps the leader's figures in the store, as a
+// Store keeps the leader's figures in the store, as a
 // gzip-compressed JSON array, for the replicas that follow
 // (gate.SharedFigures). The statuses are encoded one at a time into the
 // compressor: no buffer of the whole array is held, so a run of 10,000
 // SLOs saves a few MiB rather than holding tens.
-type storeFigures struct{ s store.FiguresStore }
+type Store struct{ Store store.FiguresStore }
 
-var _ gate.SharedFigures = storeFigures{}
+var _ gate.SharedFigures = Store{}
 
-func (f storeFigures) SaveFigures(ctx context.Context, lf gate.LeaderFigures) error {
-	b, err := packStatuses(lf.Statuses)
+func (f Store) SaveFigures(ctx context.Context, lf gate.LeaderFigures) error {
+	b, err := Pack(lf.Statuses)
 	if err != nil {
 		return fmt.Errorf("encoding %d statuses: %w", len(lf.Statuses), err)
 	}
-	_, err = f.s.SaveFigures(ctx, store.Figures{Name: leadership, Replica: lf.Replica, MeasuredAt: lf.MeasuredAt, Statuses: b})
+	_, err = f.Store.SaveFigures(ctx, store.Figures{Name: Leadership, Replica: lf.Replica, MeasuredAt: lf.MeasuredAt, Statuses: b})
 	return err
 }
 
-func (f storeFigures) LatestFigures(ctx context.Context, newerThan time.Time) (gate.LeaderFigures, bool, error) {
-	sf, found, err := f.s.LatestFigures(ctx, leadership, newerThan)
+func (f Store) LatestFigures(ctx context.Context, newerThan time.Time) (gate.LeaderFigures, bool, error) {
+	sf, found, err := f.Store.LatestFigures(ctx, Leadership, newerThan)
 	if err != nil || !found {
 		return gate.LeaderFigures{}, false, err
 	}
-	sts, err := unpackStatuses(sf.Statuses)
+	sts, err := Unpack(sf.Statuses)
 	if err != nil {
 		return gate.LeaderFigures{}, false, fmt.Errorf("decoding the figures replica %s saved at %s: %w", sf.Replica, sf.SavedAt.Format(time.RFC3339), err)
 	}
 	return gate.LeaderFigures{Replica: sf.Replica, MeasuredAt: sf.MeasuredAt, Statuses: sts}, true, nil
 }
 
-func packStatuses(sts []slo.Status) ([]byte, error) {
+// Pack encodes statuses as a gzip-compressed JSON array, one status at a
+// time into the compressor.
+func Pack(sts []slo.Status) ([]byte, error) {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	if err != nil {
@@ -77,7 +82,8 @@ func packStatuses(sts []slo.Status) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func unpackStatuses(b []byte) ([]slo.Status, error) {
+// Unpack decodes what Pack encoded.
+func Unpack(b []byte) ([]slo.Status, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return nil, err
@@ -90,8 +96,8 @@ func unpackStatuses(b []byte) ([]slo.Status, error) {
 	return sts, nil
 }
 
-// replicaID names this process among the replicas: host name and pid.
-func replicaID() string {
+// ReplicaID names this process among the replicas: host name and pid.
+func ReplicaID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown-host"

@@ -1,4 +1,4 @@
-package main
+package figures
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func TestTheLeadersFiguresReadBackThroughTheStore(t *testing.T) {
 		Errors:     []slo.MeasureError{{Window: "1h", Error: "no data", NoData: true}},
 		AgeSeconds: map[string]float64{"period": 60},
 	}}
-	sf := storeFigures{st}
+	sf := Store{st}
 	if err := sf.SaveFigures(ctx, gate.LeaderFigures{Replica: "host/1", MeasuredAt: at, Statuses: statuses}); err != nil {
 		t.Fatal(err)
 	}

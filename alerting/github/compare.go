@@ -1,4 +1,4 @@
-package main
+package github
 
 import (
 	"context"
@@ -13,48 +13,44 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
-	"github.com/slogate/slogate/api"
-	"github.com/slogate/slogate/store"
 )
 
-// githubCompare lists the commits of a change with GitHub's compare API
+// Compare lists the commits of a change with GitHub's compare API
 // (GET /repos/{owner}/{repo}/compare/{base}...{head}), with the token of
 // notify.github, under its API base only: the repository and the shas
 // are path segments, never a URL taken from a payload.
-type githubCompare struct {
+type Compare struct {
 	base    *url.URL
 	token   string
 	client  *http.Client
 	timeout time.Duration
 }
 
-var _ api.CommitLister = (*githubCompare)(nil)
-
 const (
-	githubAPIVersion = "2022-11-28"
-	comparePerPage   = 100
-	compareMaxPages  = 10
+	comparePerPage  = 100
+	compareMaxPages = 10
 )
 
-var (
-	githubRepoPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
-	// A commit-ish the compare API takes: a sha or a ref name.
-	githubRevPattern = regexp.MustCompile(`^[A-Za-z0-9_./-]{1,255}$`)
-)
+// A commit-ish the compare API takes: a sha or a ref name.
+var revPattern = regexp.MustCompile(`^[A-Za-z0-9_./-]{1,255}$`)
 
-func newGitHubCompare(rawURL, token string, timeout time.Duration) (*githubCompare, error) {
+// NewCompare makes a compare client for the API base rawURL (default
+// DefaultURL) with token (may be empty for a public repository); timeout
+// bounds each call (default DefaultTimeout).
+func NewCompare(rawURL, token string, timeout time.Duration) (*Compare, error) {
 	if rawURL == "" {
-		rawURL = "https://api.github.com"
+		rawURL = DefaultURL
 	}
 	base, err := alerting.PeerURL("github", strings.TrimSuffix(rawURL, "/"))
 	if err != nil {
 		return nil, err
 	}
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = DefaultTimeout
 	}
-	return &githubCompare{base: base, token: token, client: &http.Client{Timeout: timeout}, timeout: timeout}, nil
+	return &Compare{base: base, token: token, client: &http.Client{Timeout: timeout}, timeout: timeout}, nil
 }
 
 // compareAnswer is the part of the compare API's answer read here.
@@ -76,15 +72,15 @@ type compareAnswer struct {
 // Compare returns the commits reachable from head and not from base,
 // oldest first, each with its author date (when the change was written),
 // at most compareMaxPages pages of 100.
-func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([]store.Commit, error) {
-	if !githubRepoPattern.MatchString(repo) {
+func (g *Compare) Compare(ctx context.Context, repo, base, head string) ([]slogate.Commit, error) {
+	if !repoPattern.MatchString(repo) {
 		return nil, fmt.Errorf("github compare: repository %q is not owner/name", repo)
 	}
-	if !githubRevPattern.MatchString(base) || !githubRevPattern.MatchString(head) || strings.Contains(base+head, "..") {
+	if !revPattern.MatchString(base) || !revPattern.MatchString(head) || strings.Contains(base+head, "..") {
 		return nil, fmt.Errorf("github compare: %q...%q is not a pair of commits", base, head)
 	}
 	owner, name, _ := strings.Cut(repo, "/")
-	var out []store.Commit
+	var out []slogate.Commit
 	for page := 1; page <= compareMaxPages; page++ {
 		var a compareAnswer
 		if err := g.get(ctx, owner, name, base+"..."+head, page, &a); err != nil {
@@ -95,7 +91,7 @@ func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([
 			if t.IsZero() {
 				t = c.Commit.Committer.Date
 			}
-			out = append(out, store.Commit{SHA: c.SHA, Time: t.UTC()})
+			out = append(out, slogate.Commit{SHA: c.SHA, Time: t.UTC()})
 		}
 		if len(a.Commits) < comparePerPage || len(out) >= a.TotalCommits {
 			break
@@ -104,7 +100,7 @@ func (g *githubCompare) Compare(ctx context.Context, repo, base, head string) ([
 	return out, nil
 }
 
-func (g *githubCompare) get(ctx context.Context, owner, name, basehead string, page int, out any) error {
+func (g *Compare) get(ctx context.Context, owner, name, basehead string, page int, out any) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, g.timeout, fmt.Errorf("github compare timed out after %s", g.timeout))
 	defer cancel()
 	u := g.base.JoinPath("repos", owner, name, "compare", basehead)
@@ -114,8 +110,8 @@ func (g *githubCompare) get(ctx context.Context, owner, name, basehead string, p
 		return err
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("X-GitHub-Api-Version", githubAPIVersion)
-	req.Header.Set("User-Agent", "slogate")
+	req.Header.Set("X-GitHub-Api-Version", APIVersion)
+	req.Header.Set("User-Agent", userAgent)
 	if g.token != "" {
 		req.Header.Set("Authorization", "Bearer "+g.token)
 	}

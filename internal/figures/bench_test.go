@@ -1,4 +1,4 @@
-package main
+package figures
 
 import (
 	"encoding/json"
@@ -39,7 +39,7 @@ func BenchmarkPackStatuses10000(b *testing.B) {
 	var packed []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		if packed, err = packStatuses(sts); err != nil {
+		if packed, err = Pack(sts); err != nil {
 			b.Fatal(err)
 		}
 	}

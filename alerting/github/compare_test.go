@@ -1,4 +1,4 @@
-package main
+package github
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 )
 
 // fakeGitHubCompare serves GET {prefix}/repos/{o}/{r}/compare/{basehead}
-// as GitHub does: the sample answer of testdata/github/compare.json, or
+// as GitHub does: the sample answer of testdata/compare.json, or
 // its commits cut into pages when pages > 1.
 type fakeGitHubCompare struct {
 	t      *testing.T
@@ -50,7 +50,7 @@ func (f *fakeGitHubCompare) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"message":"Not Found"}`)
 		return
 	}
-	b, err := os.ReadFile("testdata/github/compare.json")
+	b, err := os.ReadFile("testdata/compare.json")
 	if err != nil {
 		f.t.Error(err)
 	}
@@ -67,7 +67,7 @@ func TestGitHubCompareListsTheCommitsOfAChange(t *testing.T) {
 			fake := &fakeGitHubCompare{t: t, prefix: prefix, token: "ghs_test"}
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
-			c, err := newGitHubCompare(srv.URL+prefix+"/", "ghs_test", time.Second)
+			c, err := NewCompare(srv.URL+prefix+"/", "ghs_test", time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestGitHubCompareRefusesWhatIsNotARepositoryOrACommit(t *testing.T) {
 	fake := &fakeGitHubCompare{t: t, token: "ghs_test"}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	c, _ := newGitHubCompare(srv.URL, "ghs_test", time.Second)
+	c, _ := NewCompare(srv.URL, "ghs_test", time.Second)
 	for _, tc := range []struct{ repo, base, head string }{
 		{"octo-org/checkout/../../evil", "a", "b"},
 		{"https://evil.example/x", "a", "b"},
@@ -135,7 +135,7 @@ func TestGitHubCompareFailuresNameTheStatusAndGitHubsMessage(t *testing.T) {
 			fake := &fakeGitHubCompare{t: t, token: "ghs_test", status: tc.status}
 			srv := httptest.NewServer(fake)
 			t.Cleanup(srv.Close)
-			c, _ := newGitHubCompare(srv.URL, tc.token, time.Second)
+			c, _ := NewCompare(srv.URL, tc.token, time.Second)
 			_, err := c.Compare(context.Background(), "octo-org/checkout", "1111111", "3333333")
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.token+"\"") {
 				t.Errorf("err = %v, want it to say %q", err, tc.want)
@@ -175,7 +175,7 @@ func TestGitHubCompareReadsEveryPage(t *testing.T) {
 		json.NewEncoder(w).Encode(out)
 	}))
 	t.Cleanup(srv.Close)
-	c, _ := newGitHubCompare(srv.URL, "t", time.Second)
+	c, _ := NewCompare(srv.URL, "t", time.Second)
 	got, err := c.Compare(context.Background(), "octo-org/checkout", "a", "b")
 	if err != nil || len(got) != 220 || fmt.Sprint(pages) != "[1 2 3]" {
 		t.Fatalf("%d commits over pages %v, %v; want 220 over [1 2 3]", len(got), pages, err)
