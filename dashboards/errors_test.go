@@ -46,7 +46,7 @@ func TestRulesRefuseBadObjectives(t *testing.T) {
 			edit: func(o *slo.Objective) {
 				o.SLI.Bad = &slo.Query{Source: slo.SourcePrometheus, PromQL: `sum(rate(errors_total[{{.range}}]))`, Windowed: true}
 			},
-			want: []string{"objective a: error ratio over 5m: template:", "error ratio over 30d: template:"},
+			want: []string{"objective a: events over 5m: template:", "error ratio over 5m: template:", "error ratio over 1h: template:"},
 		},
 		"the place of the objective is named when it is known": {
 			edit: func(o *slo.Objective) { o.Target = 0; o.Pos = slo.Position{File: "slos/a.yaml", Line: 7} },
@@ -81,7 +81,7 @@ func TestRulesReportEveryProblemAtOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("Rules accepted the objectives")
 	}
-	for _, w := range []string{"objective a: target", "objective b: target", "objective a: another objective has the same name"} {
+	for _, w := range []string{"objective a: target", "objective b: target", "objective a: another objective (or another objective's slow group, <name>:slow) has the same name"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not contain %q", err, w)
 		}
@@ -90,8 +90,9 @@ func TestRulesReportEveryProblemAtOnce(t *testing.T) {
 
 type ruleFile struct {
 	Groups []struct {
-		Name  string
-		Rules []struct {
+		Name     string
+		Interval string
+		Rules    []struct {
 			Record, Alert, Expr string
 			Labels              map[string]string
 			Annotations         map[string]string
@@ -102,23 +103,30 @@ type ruleFile struct {
 func TestRulesFollowTheObjective(t *testing.T) {
 	tests := map[string]struct {
 		edit       func(o *slo.Objective)
-		severities string // of the alerts, in order
-		records    int
+		severities  string // of the alerts, in order
+		records     int    // in the fast group
+		slowRecords int
 	}{
 		"an objective pages and files tickets": {
-			edit: func(o *slo.Objective) {}, severities: "page ticket", records: 11,
+			edit: func(o *slo.Objective) {}, severities: "page ticket", records: 9, slowRecords: 4,
 		},
 		"an objective with pages disabled only files tickets": {
-			edit: func(o *slo.Objective) { o.Alerting.PageDisabled = true }, severities: "ticket", records: 11,
+			edit: func(o *slo.Objective) { o.Alerting.PageDisabled = true }, severities: "ticket", records: 9, slowRecords: 4,
 		},
 		"an objective with tickets disabled only pages": {
-			edit: func(o *slo.Objective) { o.Alerting.TicketDisabled = true }, severities: "page", records: 11,
+			edit: func(o *slo.Objective) { o.Alerting.TicketDisabled = true }, severities: "page", records: 9, slowRecords: 4,
 		},
 		"an objective with both disabled only records": {
-			edit: func(o *slo.Objective) { o.Alerting.PageDisabled, o.Alerting.TicketDisabled = true, true }, records: 11,
+			edit: func(o *slo.Objective) { o.Alerting.PageDisabled, o.Alerting.TicketDisabled = true, true }, records: 9, slowRecords: 4,
 		},
 		"a one-day objective records its period once, as a burn-rate window": {
-			edit: func(o *slo.Objective) { o.Window = slo.Rolling(slo.Day) }, severities: "page ticket", records: 10,
+			edit: func(o *slo.Objective) { o.Window = slo.Rolling(slo.Day) }, severities: "page ticket", records: 9, slowRecords: 3,
+		},
+		"a raw objective has no buckets: its slow group holds the period and the budget remaining": {
+			edit: func(o *slo.Objective) {
+				o.SLI = slo.SLI{Raw: promQuery(`sum(rate(errors_total[{{.window}}])) / sum(rate(requests_total[{{.window}}]))`), RawType: slo.RawFailure}
+			},
+			severities: "page ticket", records: 9, slowRecords: 2,
 		},
 	}
 	for name, tc := range tests {
@@ -133,8 +141,24 @@ func TestRulesFollowTheObjective(t *testing.T) {
 			if err := yaml.Unmarshal(out, &f); err != nil {
 				t.Fatalf("not YAML: %v\n%s", err, out)
 			}
-			if len(f.Groups) != 1 || f.Groups[0].Name != "a" {
-				t.Fatalf("groups %+v, want one named a", f.Groups)
+			if len(f.Groups) != 2 || f.Groups[0].Name != "a" || f.Groups[1].Name != "a:slow" {
+				t.Fatalf("groups %+v, want a and a:slow", f.Groups)
+			}
+			if f.Groups[0].Interval != "" || f.Groups[1].Interval != "5m" {
+				t.Errorf("intervals %q and %q, want Prometheus' own and 5m", f.Groups[0].Interval, f.Groups[1].Interval)
+			}
+			slow := 0
+			for _, r := range f.Groups[1].Rules {
+				if r.Record == "" {
+					t.Errorf("alert %s in the slow group", r.Alert)
+				}
+				if r.Labels[LabelService] != "svc" || r.Labels[LabelSLO] != "a" {
+					t.Errorf("record %s has labels %v", r.Record, r.Labels)
+				}
+				slow++
+			}
+			if slow != tc.slowRecords {
+				t.Errorf("%d records in the slow group, want %d", slow, tc.slowRecords)
 			}
 			var sev []string
 			records := 0
@@ -155,7 +179,7 @@ func TestRulesFollowTheObjective(t *testing.T) {
 				t.Errorf("alert severities %q, want %q", got, tc.severities)
 			}
 			if records != tc.records {
-				t.Errorf("%d records, want %d", records, tc.records)
+				t.Errorf("%d records in the fast group, want %d", records, tc.records)
 			}
 		})
 	}

@@ -29,7 +29,30 @@ const (
 	RecordObjective        = "slo:objective:ratio"
 	RecordErrorBudget      = "slo:error_budget:ratio"
 	RecordBudgetRemaining  = "slo:error_budget_remaining:ratio"
+	// RecordGood and RecordTotal are the good and all events of an
+	// objective over the last Bucket, recorded every SlowInterval: the
+	// buckets the long windows are summed from (doc.go).
+	RecordGood  = "slo:sli_good:increase5m"
+	RecordTotal = "slo:sli_total:increase5m"
 )
+
+// The layout of an objective's rules (doc.go, "Rule groups").
+const (
+	// Bucket is the span of RecordGood and RecordTotal.
+	Bucket = 5 * time.Minute
+	// SlowInterval is the interval of an objective's slow group, which
+	// records the buckets, the SLO-period error ratio and the budget
+	// remaining. It equals Bucket so that the buckets tile time.
+	SlowInterval = Bucket
+	// MaxRawWindow is the longest window measured from the SLI's own
+	// queries at every evaluation (5m, 30m and 1h): the windows the page
+	// alerts read first, kept as fresh as the fast group. Longer windows
+	// of an event SLI are sums of buckets.
+	MaxRawWindow = time.Hour
+)
+
+// SlowGroupSuffix ends the name of an objective's slow group.
+const SlowGroupSuffix = ":slow"
 
 // Labels slogate puts on its alerts.
 const (
@@ -53,22 +76,49 @@ var (
 // from Prometheus, one group per objective, ordered by service then name.
 // Every problem found is reported, each naming its objective.
 func Rules(set *slo.Set) ([]byte, error) {
+	return rules(set, ruleOptions{})
+}
+
+// ruleOptions change the layout of the rule file, for the benchmark.
+type ruleOptions struct {
+	// legacy writes the layout of slogate ≤ #13: one group per objective
+	// at the default interval, every window measured from the SLI's own
+	// queries at every evaluation. BenchmarkRuleCycle1000SLOs measures it
+	// as its same-run baseline.
+	legacy bool
+	// slowInterval replaces SlowInterval as the slow groups' interval (the
+	// buckets stay 5m): the benchmark evaluates them sooner to measure one
+	// evaluation without waiting five minutes.
+	slowInterval time.Duration
+}
+
+func rules(set *slo.Set, opts ruleOptions) ([]byte, error) {
+	if opts.slowInterval == 0 {
+		opts.slowInterval = SlowInterval
+	}
 	objs, skipped := prometheusObjectives(set)
 	var groups yseq
 	var errs []error
 	seen := map[string]bool{}
 	for _, obj := range objs {
 		if seen[obj.Name] {
-			errs = append(errs, fmt.Errorf("%s: another objective has the same name, and rule groups need unique names", where(obj)))
+			errs = append(errs, fmt.Errorf("%s: another objective (or another objective's slow group, <name>%s) has the same name, and rule groups need unique names", where(obj), SlowGroupSuffix))
 			continue
 		}
 		seen[obj.Name] = true
-		g, err := ruleGroup(obj)
+		gs, err := ruleGroups(obj, opts)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where(obj), err))
 			continue
 		}
-		groups = append(groups, g)
+		for _, g := range gs {
+			name := g[0].v.(string)
+			if name != obj.Name && seen[name] {
+				errs = append(errs, fmt.Errorf("%s: its slow group %q has the name of another objective, and rule groups need unique names", where(obj), name))
+			}
+			seen[name] = true
+			groups = append(groups, g)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
@@ -120,6 +170,8 @@ type objective struct {
 	// windows are the recorded error-ratio windows, burn-rate windows
 	// first, then the period unless it is one of them.
 	windows []time.Duration
+	// bucketErr is what bucketExprs could not build.
+	bucketErr error
 }
 
 func newObjective(o slo.Objective) (objective, error) {
@@ -229,47 +281,66 @@ func binary(op parser.ItemType, lhs, rhs parser.Expr) *parser.BinaryExpr {
 
 func number(v float64) *parser.NumberLiteral { return &parser.NumberLiteral{Val: round(v)} }
 
-func ruleGroup(o slo.Objective) (ymap, error) {
+// rule is one recording rule of an objective.
+type rule struct {
+	record string
+	expr   parser.Expr
+	pretty bool // laid out on several lines when long
+}
+
+// ruleGroups returns the objective's two groups (doc.go, "Rule groups"):
+// the fast one at Prometheus' evaluation interval, the slow one every
+// opts.slowInterval. opts.legacy returns the single group of old.
+func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 	ob, err := newObjective(o)
 	if err != nil {
 		return nil, err
 	}
-	var rules yseq
+	var fast, slow []rule
 	var errs []error
-	for _, w := range ob.windows {
+	errorRatio := func(w time.Duration) parser.Expr {
 		expr, err := ob.SLI.ErrorRatioExpr(w, nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("error ratio over %s: %w", slo.PromDuration(w), err))
-			continue
 		}
-		text, err := checkedPretty(expr)
-		if err != nil {
+		return expr
+	}
+	counts := !ob.SLI.IsRaw() && !opts.legacy
+	if counts {
+		good, total := ob.bucketExprs()
+		if err := ob.bucketErr; err != nil {
 			errs = append(errs, err)
-			continue
+		} else if good == nil || total == nil {
+			errs = append(errs, errors.New("the SLI has no good or no total events"))
 		}
-		rules = append(rules, ymap{{"record", ErrorRatioRecord(w)}, {"expr", text}, {"labels", ob.recordLabels()}})
+		slow = append(slow, rule{RecordGood, good, true}, rule{RecordTotal, total, true})
+	}
+	for _, w := range ob.windows {
+		r := rule{record: ErrorRatioRecord(w), pretty: true}
+		switch {
+		case counts && w > MaxRawWindow:
+			r.expr = ob.bucketRatio(w)
+		default:
+			r.expr = errorRatio(w)
+		}
+		if w == ob.period && !containsDuration(slo.BurnRateWindows, w) && !opts.legacy {
+			slow = append(slow, r)
+		} else {
+			fast = append(fast, r)
+		}
 	}
 	vector := func(v float64) parser.Expr {
 		return &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{number(v)}}
 	}
 	// 1 − period error ratio / budget
-	remaining := binary(parser.SUB, number(1), &parser.ParenExpr{
+	remaining := rule{record: RecordBudgetRemaining, expr: binary(parser.SUB, number(1), &parser.ParenExpr{
 		Expr: binary(parser.DIV, ob.selector(ErrorRatioRecord(ob.period)), number(ob.budget)),
-	})
-	for _, r := range []struct {
-		name string
-		expr parser.Expr
-	}{
-		{RecordObjective, vector(ob.Target)},
-		{RecordErrorBudget, vector(ob.budget)},
-		{RecordBudgetRemaining, remaining},
-	} {
-		text, err := checked(r.expr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rules = append(rules, ymap{{"record", r.name}, {"expr", text}, {"labels", ob.recordLabels()}})
+	})}
+	fast = append(fast, rule{record: RecordObjective, expr: vector(ob.Target)}, rule{record: RecordErrorBudget, expr: vector(ob.budget)})
+	if opts.legacy {
+		fast = append(fast, remaining)
+	} else {
+		slow = append(slow, remaining)
 	}
 	alerts, err := ob.alerts()
 	if err != nil {
@@ -278,8 +349,83 @@ func ruleGroup(o slo.Objective) (ymap, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	rules = append(rules, alerts...)
-	return ymap{{"name", ob.Name}, {"rules", rules}}, nil
+	render := func(rs []rule) (yseq, error) {
+		var out yseq
+		var errs []error
+		for _, r := range rs {
+			text, err := checked(r.expr)
+			if r.pretty && err == nil {
+				text, err = checkedPretty(r.expr)
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, ymap{{"record", r.record}, {"expr", text}, {"labels", ob.recordLabels()}})
+		}
+		return out, errors.Join(errs...)
+	}
+	fastRules, err := render(fast)
+	if err != nil {
+		return nil, err
+	}
+	fastRules = append(fastRules, alerts...)
+	groups := []ymap{{{"name", ob.Name}, {"rules", fastRules}}}
+	if len(slow) > 0 {
+		slowRules, err := render(slow)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, ymap{{"name", ob.Name + SlowGroupSuffix}, {"interval", slo.PromDuration(opts.slowInterval)}, {"rules", slowRules}})
+	}
+	return groups, nil
+}
+
+// bucketExprs are the expressions of RecordGood and RecordTotal: the SLI's
+// good events (total − bad for a bad/total SLI) and all events over
+// Bucket. An error is left in ob.bucketErr.
+func (o *objective) bucketExprs() (good, total parser.Expr) {
+	build := func(q *slo.Query) parser.Expr {
+		if q == nil {
+			return nil
+		}
+		e, err := q.Expr(Bucket, nil)
+		if err != nil {
+			o.bucketErr = errors.Join(o.bucketErr, fmt.Errorf("events over %s: %w", slo.PromDuration(Bucket), err))
+			return nil
+		}
+		return e
+	}
+	total = build(o.SLI.Total)
+	if o.SLI.Bad == nil {
+		return build(o.SLI.Good), total
+	}
+	// total is built again so the two operands share no nodes.
+	t2, bad := build(o.SLI.Total), build(o.SLI.Bad)
+	if t2 == nil || bad == nil {
+		return nil, total
+	}
+	return binary(parser.SUB, &parser.ParenExpr{Expr: t2}, &parser.ParenExpr{Expr: bad}), total
+}
+
+// bucketRange is the range that sums the buckets of window w: w less a
+// second, so that it holds w/Bucket buckets whether or not Prometheus
+// counts a sample exactly w old (2.x does, 3.x does not).
+func bucketRange(w time.Duration) time.Duration { return w - time.Second }
+
+// bucketRatio is the error ratio over w from the buckets:
+//
+//	1 - sum_over_time(good[w−1s]) / sum_over_time(total[w−1s])
+//
+// a ratio of event sums, weighted by traffic like the SLI's own ratio.
+func (o objective) bucketRatio(w time.Duration) parser.Expr {
+	sum := func(metric string) parser.Expr {
+		return &parser.Call{
+			Func: parser.Functions["sum_over_time"],
+			Args: parser.Expressions{&parser.MatrixSelector{VectorSelector: o.selector(metric), Range: bucketRange(w)}},
+		}
+	}
+	return binary(parser.SUB, number(1), &parser.ParenExpr{Expr: binary(parser.DIV, sum(RecordGood), sum(RecordTotal))})
 }
 
 // AlertName is the name of an objective's burn-rate alerts: Alerting.Name,
