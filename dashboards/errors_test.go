@@ -102,7 +102,7 @@ type ruleFile struct {
 
 func TestRulesFollowTheObjective(t *testing.T) {
 	tests := map[string]struct {
-		edit       func(o *slo.Objective)
+		edit        func(o *slo.Objective)
 		severities  string // of the alerts, in order
 		records     int    // in the fast group
 		slowRecords int
