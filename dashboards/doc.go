@@ -11,26 +11,128 @@
 //	slogate_service  the objective's service
 //	slogate_slo      the objective's name
 //
-// and keeps whatever labels the SLI's error-ratio expression returns. Per
-// objective, one rule group named after the objective holds:
+// and keeps whatever labels the SLI's error-ratio expression returns.
 //
-//	slo:sli_error:ratio_rate<w>          error ratio over w, for every window of
-//	                                     slo.BurnRateWindows (5m … 3d) and for
-//	                                     the SLO period (30d, 28d …; a calendar
-//	                                     window uses its nominal period, e.g.
-//	                                     30d for a month, measured rolling)
+// # Rule groups
+//
+// Per objective, two rule groups:
+//
+//	<name>        at Prometheus' evaluation_interval (1m by default): what
+//	              the page alert reads, fresh at every evaluation
+//	<name>:slow   every 5m (SlowInterval): the buckets, the ticket windows,
+//	              the SLO period, the constants and the ticket alert
+//
+// <name> holds
+//
+//	slo:sli_error:ratio_rate5m, …30m, …1h  error ratio over the window, from
+//	                                     the SLI's own queries
+//	                                     (slo.SLI.ErrorRatioExpr: increase()
+//	                                     of counter SLIs, {{.window}} of
+//	                                     templated ones)
+//	slo:sli_error:ratio_rate6h           from the buckets (event SLIs) or the
+//	                                     SLI's own queries (raw SLIs)
+//	the page alert
+//
+// and <name>:slow holds
+//
+//	slo:sli_good:increase5m              the good events of the last 5m
+//	slo:sli_total:increase5m             all events of the last 5m (event
+//	                                     SLIs only: the SLI's good query, or
+//	                                     total − bad, and its total query,
+//	                                     over 5m; for a templated query that
+//	                                     returns a per-second rate the buckets
+//	                                     are rates: only their ratio means
+//	                                     anything, and it is the SLI's)
+//	slo:sli_error:ratio_rate2h, …1d, …3d, and over the SLO period (30d,
+//	                                     28d …; a calendar window uses its
+//	                                     nominal period, e.g. 30d for a
+//	                                     month, measured rolling): from the
+//	                                     buckets, or the SLI's own queries for
+//	                                     a raw SLI
 //	slo:objective:ratio                  the target, e.g. 0.999
 //	slo:error_budget:ratio               1 − target
 //	slo:error_budget_remaining:ratio     1 − period error ratio / (1 − target);
 //	                                     negative when overspent
+//	the ticket alert
 //
-// The error ratios come from slo.SLI.ErrorRatioExpr, so counter SLIs are
-// measured with increase() over each window and templated ones are rendered
-// with {{.window}}.
+// A window w built from the buckets is a ratio of event sums, weighted by
+// traffic like the SLI's own ratio (not an average of the 5m ratios,
+// which gives a quiet night's 10 % errors the weight of a busy day's
+// 0.1 %):
+//
+//	1 - sum_over_time(slo:sli_good:increase5m{…}[w - 1s])
+//	  / sum_over_time(slo:sli_total:increase5m{…}[w - 1s])
+//
+// The buckets are recorded every 5m and each spans 5m, so they tile time:
+// w/5m of them cover the window, no event counted twice. The range is
+// w less a second so that it holds w/5m buckets on Prometheus 2, which
+// counts a sample exactly w old (3 does not). Recording them every minute
+// instead would count each event five times and blur both ends of the
+// window over 5m; the ratio would cancel the five, not the blur.
+//
+// Raw SLIs (a ratio measured directly) have no event counts to sum, and an
+// average of their 5m ratios would not be their ratio: their windows stay
+// the SLI's own expression, the long ones evaluated every 5m in the slow
+// group.
+//
+// # Cost
+//
+// BenchmarkRuleCycle1000SLOs measures one rule cycle of 1,000 SLOs on a
+// real Prometheus against the layout of old (every window from the raw
+// series at every evaluation, one group per objective), in the same run.
+// An SLO-period window read 43,200 raw samples of each series every
+// minute (30d at a 1m scrape); it now reads 8,640 buckets of each of two
+// series every five minutes.
+//
+// # Accuracy
+//
+// A window from the buckets equals the SLI's own expression over the
+// window that ends at the newest bucket. TestBucketWindowsMatchTheRawExpression
+// checks it with promtool test rules (2h, 6h, 1d, 3d and 7d, steady,
+// bursty and diurnal traffic, good/total, bad/total and rate SLIs) to a
+// relative 1e-9: in promtool the samples fall on the evaluation grid, so
+// the SLI's increase() and the buckets read the counters at the same
+// instants and only float rounding is left. In a live Prometheus, scrapes
+// fall between evaluations: each bucket's increase() extrapolates from its
+// first and last samples to its edges, so the events between two buckets'
+// samples are counted at the bucket's own rate. That is exact for steady
+// traffic; at a change of rate it is off by at most the change times one
+// scrape interval, per series, where the SLI's own increase() over w
+// extrapolates only at the window's two ends. So a window's event sum is
+// off by at most Σ|change of rate| × scrape interval / events in the
+// window: for a day of 1,000 requests a minute with a one-hour burst at
+// 5,000 and a 1m scrape, 2 × 4,000 / 1.68M = 0.5 % of the total; for its
+// errors, which jump from 2 to 2,000 a minute, 3.3 % of the errors. A
+// bound, not the usual figure: the two buckets around a change partly
+// make up for each other. Counter resets are handled inside each
+// bucket by increase(), as in the SLI's own expression.
+//
+// # Staleness
+//
+//   - 5m, 30m, 1h: as fresh as the evaluation interval.
+//   - 6h (in <name>): the window ending at the newest bucket, 0–5m before
+//     the evaluation (plus the slow group's own evaluation time); the page
+//     tier 6h/30m fires or resets up to 5m late on its long window only.
+//   - 2h, 1d, 3d, the period, the budget remaining, and the ticket alert:
+//     evaluated every 5m, so up to 5m old; a ticket fires or resolves up to
+//     5m later than at a 1m interval (its windows are a day and three).
+//   - A slow record is sampled every 5m, Prometheus' lookback: an instant
+//     query made while the slow group is writing its next sample can find
+//     none. Read slow records through last_over_time(…[10m]) where a gap
+//     matters. The alerts do not: the page alert reads only <name>, and
+//     the ticket alert reads its own group and <name>'s 6h.
+//   - History: the buckets exist from the moment the rules are loaded, so
+//     a 30d window holds 30 days only 30 days later (backfill with
+//     promtool tsdb create-blocks-from rules to have it at once). While
+//     Prometheus does not evaluate rules (down, restarting) no buckets are
+//     written and the events of that time, but its last 5m, are missing
+//     from the long windows; the SLI's own expression would still count
+//     them from the counters.
 //
 // # Alerts
 //
-// One alert per severity (page, ticket) and objective, named
+// One alert per severity (page, ticket) and objective, the page in
+// <name>, the ticket in <name>:slow, named
 // Alerting.Name or <CamelCaseName>ErrorBudgetBurn, the severities sharing
 // the name as in Sloth. Its expression joins the severity's tiers with or;
 // a tier is

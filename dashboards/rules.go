@@ -172,6 +172,37 @@ type objective struct {
 	windows []time.Duration
 	// bucketErr is what bucketExprs could not build.
 	bucketErr error
+	// legacy: the layout of old (ruleOptions.legacy).
+	legacy bool
+}
+
+// errorRatio is the SLI's error ratio over w from its own queries:
+// slo.SLI.ErrorRatioExpr, but 1 − good/total for a good/total SLI, which
+// reads total once instead of twice.
+func (o objective) errorRatio(w time.Duration) (parser.Expr, error) {
+	if o.legacy || o.SLI.IsRaw() || o.SLI.Good == nil {
+		return o.SLI.ErrorRatioExpr(w, nil)
+	}
+	good, err := o.SLI.Good.Expr(w, nil)
+	if err != nil {
+		return nil, err
+	}
+	total, err := o.SLI.Total.Expr(w, nil)
+	if err != nil {
+		return nil, err
+	}
+	return binary(parser.SUB, number(1), &parser.ParenExpr{
+		Expr: binary(parser.DIV, &parser.ParenExpr{Expr: good}, &parser.ParenExpr{Expr: total}),
+	}), nil
+}
+
+// readsAcross reports whether an alert of severity sev reads the error
+// ratio over w from the other group. Only the page alert does, for its
+// windows over MaxRawWindow (6h): it reads them through last_over_time
+// over two slow intervals, so that it never finds none while the slow
+// group writes its next sample.
+func (o objective) readsAcross(sev slo.Severity, w time.Duration) bool {
+	return !o.legacy && sev == slo.SeverityPage && w > MaxRawWindow
 }
 
 func newObjective(o slo.Objective) (objective, error) {
@@ -298,8 +329,9 @@ func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 	}
 	var fast, slow []rule
 	var errs []error
+	ob.legacy = opts.legacy
 	errorRatio := func(w time.Duration) parser.Expr {
-		expr, err := ob.SLI.ErrorRatioExpr(w, nil)
+		expr, err := ob.errorRatio(w)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("error ratio over %s: %w", slo.PromDuration(w), err))
 		}
@@ -317,16 +349,15 @@ func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 	}
 	for _, w := range ob.windows {
 		r := rule{record: ErrorRatioRecord(w), pretty: true}
-		switch {
-		case counts && w > MaxRawWindow:
+		if counts && w > MaxRawWindow {
 			r.expr = ob.bucketRatio(w)
-		default:
+		} else {
 			r.expr = errorRatio(w)
 		}
-		if w == ob.period && !containsDuration(slo.BurnRateWindows, w) && !opts.legacy {
-			slow = append(slow, r)
-		} else {
+		if w <= MaxRawWindow || opts.legacy {
 			fast = append(fast, r)
+		} else {
+			slow = append(slow, r)
 		}
 	}
 	vector := func(v float64) parser.Expr {
@@ -336,11 +367,11 @@ func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 	remaining := rule{record: RecordBudgetRemaining, expr: binary(parser.SUB, number(1), &parser.ParenExpr{
 		Expr: binary(parser.DIV, ob.selector(ErrorRatioRecord(ob.period)), number(ob.budget)),
 	})}
-	fast = append(fast, rule{record: RecordObjective, expr: vector(ob.Target)}, rule{record: RecordErrorBudget, expr: vector(ob.budget)})
+	constants := []rule{{record: RecordObjective, expr: vector(ob.Target)}, {record: RecordErrorBudget, expr: vector(ob.budget)}}
 	if opts.legacy {
-		fast = append(fast, remaining)
+		fast = append(append(fast, constants...), remaining)
 	} else {
-		slow = append(slow, remaining)
+		slow = append(append(slow, constants...), remaining)
 	}
 	alerts, err := ob.alerts()
 	if err != nil {
@@ -369,13 +400,17 @@ func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 	if err != nil {
 		return nil, err
 	}
-	fastRules = append(fastRules, alerts...)
+	fastRules = append(fastRules, alerts[slo.SeverityPage]...)
+	if opts.legacy {
+		fastRules = append(fastRules, alerts[slo.SeverityTicket]...)
+	}
 	groups := []ymap{{{"name", ob.Name}, {"rules", fastRules}}}
 	if len(slow) > 0 {
 		slowRules, err := render(slow)
 		if err != nil {
 			return nil, err
 		}
+		slowRules = append(slowRules, alerts[slo.SeverityTicket]...)
 		groups = append(groups, ymap{{"name", ob.Name + SlowGroupSuffix}, {"interval", slo.PromDuration(opts.slowInterval)}, {"rules", slowRules}})
 	}
 	return groups, nil
@@ -448,7 +483,7 @@ func AlertName(o slo.Objective) string {
 }
 
 // alerts returns one alerting rule per severity that has tiers in force.
-func (o objective) alerts() (yseq, error) {
+func (o objective) alerts() (map[slo.Severity]yseq, error) {
 	var errs []error
 	name := AlertName(o.Objective)
 	if !metricName.MatchString(name) {
@@ -470,7 +505,7 @@ func (o objective) alerts() (yseq, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	var out yseq
+	out := map[slo.Severity]yseq{}
 	for _, sev := range []slo.Severity{slo.SeverityPage, slo.SeverityTicket} {
 		var tiers []slo.Tier
 		for _, t := range o.Tiers() {
@@ -507,7 +542,7 @@ func (o objective) alerts() (yseq, error) {
 				ann[k] = v
 			}
 		}
-		out = append(out, ymap{
+		out[sev] = append(out[sev], ymap{
 			{"alert", name},
 			{"expr", text},
 			{"labels", sortedMap(lbls)},
@@ -539,8 +574,17 @@ func (o objective) alertExpr(tiers []slo.Tier) (string, error) {
 		threshold := func() parser.Expr {
 			return &parser.ParenExpr{Expr: binary(parser.MUL, number(t.Factor(o.period)), number(o.budget))}
 		}
-		long := binary(parser.GTR, o.selector(ErrorRatioRecord(t.LongWindow)), threshold())
-		short := binary(parser.GTR, o.selector(ErrorRatioRecord(t.ShortWindow)), threshold())
+		read := func(w time.Duration) parser.Expr {
+			if !o.readsAcross(t.Severity, w) {
+				return o.selector(ErrorRatioRecord(w))
+			}
+			return &parser.Call{
+				Func: parser.Functions["last_over_time"],
+				Args: parser.Expressions{&parser.MatrixSelector{VectorSelector: o.selector(ErrorRatioRecord(w)), Range: 2 * SlowInterval}},
+			}
+		}
+		long := binary(parser.GTR, read(t.LongWindow), threshold())
+		short := binary(parser.GTR, read(t.ShortWindow), threshold())
 		var tier parser.Expr = binary(parser.LAND, long, short)
 		part := long.String() + "\nand\n" + short.String()
 		if len(tiers) > 1 {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,8 +72,32 @@ func StartEmptyPrometheus(t testing.TB) *Prometheus {
 	return startPrometheus(t, "")
 }
 
-func startPrometheus(t testing.TB, openMetrics string) *Prometheus {
+// PrometheusConfig is what StartPrometheusWith adds to the server
+// StartPrometheus starts.
+type PrometheusConfig struct {
+	// Blocks are directories of TSDB blocks (from BackfillFiles), copied
+	// into the server's TSDB before it starts.
+	Blocks []string
+	// RuleFiles are the server's rule_files, evaluated every
+	// EvaluationInterval (Prometheus' default, 1m, when zero) but for a
+	// group with its own interval.
+	RuleFiles          []string
+	EvaluationInterval time.Duration
+}
+
+// StartPrometheusWith is StartPrometheus with blocks copied in and rule
+// files loaded.
+func StartPrometheusWith(t testing.TB, openMetrics string, cfg PrometheusConfig) *Prometheus {
 	t.Helper()
+	return startPrometheus(t, openMetrics, cfg)
+}
+
+func startPrometheus(t testing.TB, openMetrics string, pc ...PrometheusConfig) *Prometheus {
+	t.Helper()
+	var conf PrometheusConfig
+	if len(pc) > 0 {
+		conf = pc[0]
+	}
 	prom := Binary(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	tsdbDir := filepath.Join(dir, "tsdb")
@@ -82,8 +107,24 @@ func startPrometheus(t testing.TB, openMetrics string) *Prometheus {
 	if openMetrics != "" {
 		backfill(t, dir, tsdbDir, openMetrics)
 	}
+	for _, b := range conf.Blocks {
+		if err := os.CopyFS(tsdbDir, os.DirFS(b)); err != nil {
+			t.Fatalf("copy blocks %s: %v", b, err)
+		}
+	}
+	global := "global: {}\n"
+	if conf.EvaluationInterval > 0 {
+		global = fmt.Sprintf("global: {evaluation_interval: %dms}\n", conf.EvaluationInterval.Milliseconds())
+	}
+	rules := ""
+	for _, f := range conf.RuleFiles {
+		rules += fmt.Sprintf("  - %s\n", strconv.Quote(f))
+	}
+	if rules != "" {
+		rules = "rule_files:\n" + rules
+	}
 	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {}\nscrape_configs: []\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(global+rules+"scrape_configs: []\n"), 0o644); err != nil {
 		t.Fatalf("prometheus config: %v", err)
 	}
 	port := FreePort(t)
@@ -99,6 +140,46 @@ func startPrometheus(t testing.TB, openMetrics string) *Prometheus {
 	url := "http://" + addr
 	WaitHTTP(t, p, url+"/-/ready", 30*time.Second)
 	return &Prometheus{URL: url, Dir: tsdbDir, Process: p}
+}
+
+// BackfillFiles turns OpenMetrics files, too large to hold as a string,
+// into TSDB blocks for StartPrometheusWith: one promtool per file, all at
+// once, each into its own directory under a temporary one. A file whose
+// samples fit in one block range (486h, aligned on the epoch) is read
+// once; one spanning several ranges is read once per range.
+func BackfillFiles(t testing.TB, files ...string) []string {
+	t.Helper()
+	promtool := Binary(t, "promtool", "prometheus")
+	dir := t.TempDir()
+	timeout := promtoolTimeout * time.Duration(max(1, len(files)))
+	ctx, cancel := context.WithTimeoutCause(context.Background(), timeout,
+		fmt.Errorf("promtool backfill took longer than %s", timeout))
+	defer cancel()
+	dirs := make([]string, len(files))
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		dirs[i] = filepath.Join(dir, strconv.Itoa(i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.CommandContext(ctx, promtool, "tsdb", "create-blocks-from", "openmetrics",
+				"--max-block-duration=720h", "--quiet", f, dirs[i])
+			if out, err := cmd.CombinedOutput(); err != nil {
+				if c := context.Cause(ctx); c != nil {
+					err = fmt.Errorf("%w (%v)", err, c)
+				}
+				errs[i] = fmt.Errorf("promtool tsdb create-blocks-from openmetrics %s: %v\n%s", f, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dirs
 }
 
 // backfill writes the OpenMetrics text to dir/data.om and turns it into
