@@ -17,10 +17,11 @@
 //
 // Per objective, two rule groups:
 //
-//	<name>        at Prometheus' evaluation_interval (1m by default): what
-//	              the page alert reads, fresh at every evaluation
-//	<name>:slow   every 5m (SlowInterval): the buckets, the ticket windows,
-//	              the SLO period, the constants and the ticket alert
+//	<name>        at Prometheus' evaluation_interval (1m by default): the
+//	              short windows and the page alert, fresh at every
+//	              evaluation
+//	<name>:slow   every 5m (SlowInterval): the buckets, every window summed
+//	              from them, the constants and the ticket alert
 //
 // <name> holds
 //
@@ -28,9 +29,9 @@
 //	                                     the SLI's own queries
 //	                                     (slo.SLI.ErrorRatioExpr: increase()
 //	                                     of counter SLIs, {{.window}} of
-//	                                     templated ones)
-//	slo:sli_error:ratio_rate6h           from the buckets (event SLIs) or the
-//	                                     SLI's own queries (raw SLIs)
+//	                                     templated ones; 1 − good/total for a
+//	                                     good/total SLI, which reads total
+//	                                     once)
 //	the page alert
 //
 // and <name>:slow holds
@@ -43,9 +44,9 @@
 //	                                     returns a per-second rate the buckets
 //	                                     are rates: only their ratio means
 //	                                     anything, and it is the SLI's)
-//	slo:sli_error:ratio_rate2h, …1d, …3d, and over the SLO period (30d,
-//	                                     28d …; a calendar window uses its
-//	                                     nominal period, e.g. 30d for a
+//	slo:sli_error:ratio_rate2h, …6h, …1d, …3d, and over the SLO period
+//	                                     (30d, 28d …; a calendar window uses
+//	                                     its nominal period, e.g. 30d for a
 //	                                     month, measured rolling): from the
 //	                                     buckets, or the SLI's own queries for
 //	                                     a raw SLI
@@ -54,6 +55,9 @@
 //	slo:error_budget_remaining:ratio     1 − period error ratio / (1 − target);
 //	                                     negative when overspent
 //	the ticket alert
+//
+// A window summed from the buckets changes only when a bucket is added,
+// so it is computed once per bucket, in the slow group right after them.
 //
 // A window w built from the buckets is a ratio of event sums, weighted by
 // traffic like the SLI's own ratio (not an average of the 5m ratios,
@@ -110,17 +114,18 @@
 // # Staleness
 //
 //   - 5m, 30m, 1h: as fresh as the evaluation interval.
-//   - 6h (in <name>): the window ending at the newest bucket, 0–5m before
-//     the evaluation (plus the slow group's own evaluation time); the page
-//     tier 6h/30m fires or resets up to 5m late on its long window only.
-//   - 2h, 1d, 3d, the period, the budget remaining, and the ticket alert:
-//     evaluated every 5m, so up to 5m old; a ticket fires or resolves up to
-//     5m later than at a 1m interval (its windows are a day and three).
+//   - 2h, 6h, 1d, 3d, the period, the budget remaining and the ticket
+//     alert: evaluated every 5m, so up to 5m old (plus the slow group's own
+//     evaluation time). The page tier 6h/30m fires or resets up to 5m late
+//     on its long window only (the 1h/5m tier is as before); a ticket fires
+//     or resolves up to 5m later than at a 1m interval (its windows are a
+//     day and three).
 //   - A slow record is sampled every 5m, Prometheus' lookback: an instant
-//     query made while the slow group is writing its next sample can find
-//     none. Read slow records through last_over_time(…[10m]) where a gap
-//     matters. The alerts do not: the page alert reads only <name>, and
-//     the ticket alert reads its own group and <name>'s 6h.
+//     query made while the slow group writes its next sample can find
+//     none. The page alert therefore reads the 6h ratio through
+//     last_over_time(…[10m]); read slow records so wherever a gap matters
+//     (a Grafana graph does not show one). The ticket alert reads its own
+//     group only.
 //   - History: the buckets exist from the moment the rules are loaded, so
 //     a 30d window holds 30 days only 30 days later (backfill with
 //     promtool tsdb create-blocks-from rules to have it at once). While
@@ -141,7 +146,8 @@
 //	and
 //	slo:sli_error:ratio_rate<short>{…} > (factor * budget)
 //
-// with factor = Tier.Factor(Window.NominalPeriod()). No `for` clause: the
+// with factor = Tier.Factor(Window.NominalPeriod()) (the page alert reads
+// 6h through last_over_time, see Staleness). No `for` clause: the
 // short window already stops it flapping and resets it quickly. Labels:
 // severity (page or ticket), service, slo, and the objective's
 // Alerting.Labels (slogate's three win over a label of the same name).
