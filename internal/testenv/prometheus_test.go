@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -173,5 +175,48 @@ func TestDownURL(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 		t.Fatalf("something answers %s on the down URL", resp.Status)
+	}
+}
+
+// Blocks backfilled from a file and rule files reach the server: the
+// data is queryable and a rule evaluated every second records from it.
+func TestStartPrometheusWithBlocksAndRules(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	var om OpenMetrics
+	om.Counter("events", CounterSeries("events_total", map[string]string{"job": "t"}, now.Add(-time.Hour), time.Minute,
+		Segment{Until: now, Rate: 1}))
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.om")
+	rules := filepath.Join(dir, "rules.yaml")
+	for f, body := range map[string]string{
+		data:  om.String(),
+		rules: "groups:\n  - name: g\n    rules:\n      - record: job:events:count\n        expr: sum(events_total)\n",
+	} {
+		if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := StartPrometheusWith(t, "", PrometheusConfig{
+		Blocks: BackfillFiles(t, data), RuleFiles: []string{rules}, EvaluationInterval: time.Second,
+	})
+	if got, ok := queryValue(t, p.URL, "increase(events_total[1h])", now); !ok || got != 3600 {
+		t.Errorf("increase(events_total[1h]) = %v (%v), want 3600 from the copied blocks", got, ok)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		// The rule's first evaluation comes within a second of the start:
+		// poll for the state Prometheus reaches by itself.
+		if got, ok := queryValue(t, p.URL, "job:events:count", time.Now()); ok {
+			if got != 3600 {
+				t.Errorf("job:events:count = %v, want 3600 (the last sample)", got)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("job:events:count was never recorded: the rule file was not loaded")
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
