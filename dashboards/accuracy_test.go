@@ -77,7 +77,7 @@ func diurnal() []phase {
 }
 
 // accuracySet has a good/total and a bad/total objective per traffic
-// shape, and a Sloth-style one over rates.
+// shape, a Sloth-style one over rates and a Sloth-style raw ratio of rates.
 func accuracySet() *slo.Set {
 	set := &slo.Set{}
 	for _, shape := range []string{"bursty", "diurnal", "steady"} {
@@ -93,6 +93,10 @@ func accuracySet() *slo.Set {
 	set.Objectives = append(set.Objectives, slo.Objective{Name: "diurnal-rate", Service: "diurnal", Target: 0.99, Window: slo.Rolling(7 * slo.Day), SLI: slo.SLI{
 		Bad:   promQuery(`sum(rate(http_requests_total{service="diurnal",code="500"}[{{.window}}]))`),
 		Total: promQuery(`sum(rate(http_requests_total{service="diurnal"}[{{.window}}]))`)}})
+	// Sloth-style raw: a ratio of two sums of rates, summed from buckets.
+	set.Objectives = append(set.Objectives, slo.Objective{Name: "bursty-raw", Service: "bursty", Target: 0.99, Window: slo.Rolling(7 * slo.Day), SLI: slo.SLI{
+		Raw:     promQuery(`sum(rate(http_requests_total{service="bursty",code="500"}[{{.window}}])) / sum(rate(http_requests_total{service="bursty"}[{{.window}}]))`),
+		RawType: slo.RawFailure}})
 	return set
 }
 

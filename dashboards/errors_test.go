@@ -122,9 +122,21 @@ func TestRulesFollowTheObjective(t *testing.T) {
 		"a one-day objective records its period once, as a burn-rate window": {
 			edit: func(o *slo.Objective) { o.Window = slo.Rolling(slo.Day) }, severities: "page ticket", records: 3, slowRecords: 9,
 		},
-		"a raw objective has no buckets: its slow group holds the period and the budget remaining": {
+		"a raw ratio of two sums of rates is summed from buckets like events": {
 			edit: func(o *slo.Objective) {
 				o.SLI = slo.SLI{Raw: promQuery(`sum(rate(errors_total[{{.window}}])) / sum(rate(requests_total[{{.window}}]))`), RawType: slo.RawFailure}
+			},
+			severities: "page ticket", records: 3, slowRecords: 10,
+		},
+		"another raw objective has no buckets: its slow group holds its own long windows": {
+			edit: func(o *slo.Objective) {
+				o.SLI = slo.SLI{Raw: promQuery(`max_over_time(error_ratio[{{.window}}])`), RawType: slo.RawFailure}
+			},
+			severities: "page ticket", records: 3, slowRecords: 8,
+		},
+		"a raw ratio over a fixed range is not taken for events": {
+			edit: func(o *slo.Objective) {
+				o.SLI = slo.SLI{Raw: promQuery(`sum(rate(errors_total[5m])) / sum(rate(requests_total[{{.window}}]))`), RawType: slo.RawFailure}
 			},
 			severities: "page ticket", records: 3, slowRecords: 8,
 		},

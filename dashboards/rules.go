@@ -337,7 +337,7 @@ func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 		}
 		return expr
 	}
-	counts := !ob.SLI.IsRaw() && !opts.legacy
+	counts := !opts.legacy && (!ob.SLI.IsRaw() || ob.rawEvents() != nil)
 	if counts {
 		good, total := ob.bucketExprs()
 		if err := ob.bucketErr; err != nil {
@@ -420,6 +420,9 @@ func ruleGroups(o slo.Objective, opts ruleOptions) ([]ymap, error) {
 // good events (total − bad for a bad/total SLI) and all events over
 // Bucket. An error is left in ob.bucketErr.
 func (o *objective) bucketExprs() (good, total parser.Expr) {
+	if ev := o.rawEvents(); ev != nil {
+		return ev.good, ev.total
+	}
 	build := func(q *slo.Query) parser.Expr {
 		if q == nil {
 			return nil
@@ -441,6 +444,96 @@ func (o *objective) bucketExprs() (good, total parser.Expr) {
 		return nil, total
 	}
 	return binary(parser.SUB, &parser.ParenExpr{Expr: t2}, &parser.ParenExpr{Expr: bad}), total
+}
+
+// rawEvents is the events of a raw SLI that is a ratio of two sums of
+// events, e.g. Sloth's
+//
+//	sum(rate(errors_total[{{.window}}])) / sum(rate(requests_total[{{.window}}]))
+//
+// over Bucket: each side is sum (any grouping) of rate() or increase() of
+// a selector over the window, so it adds up over time like a count, and
+// the ratio over w is the ratio of its sums over the buckets. nil for any
+// other raw SLI (an average, a quantile, a time-slice share), which keeps
+// its own expression.
+func (o objective) rawEvents() *rawEvents {
+	if !o.SLI.IsRaw() || !o.SLI.Raw.Windowed {
+		return nil
+	}
+	e, err := o.SLI.Raw.Expr(Bucket, nil)
+	if err != nil {
+		return nil
+	}
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		e = p.Expr
+	}
+	div, ok := e.(*parser.BinaryExpr)
+	if !ok || div.Op != parser.DIV || div.ReturnBool || !additive(div.LHS, Bucket) || !additive(div.RHS, Bucket) {
+		return nil
+	}
+	// Every range is the window: rendered over 30m, it reads 30m.
+	if other, err := o.SLI.Raw.Expr(30*time.Minute, nil); err != nil || !windowedRatio(other, 30*time.Minute) {
+		return nil
+	}
+	num, den := &parser.ParenExpr{Expr: div.LHS}, &parser.ParenExpr{Expr: div.RHS}
+	if o.SLI.RawType == slo.RawSuccess {
+		return &rawEvents{good: num, total: den}
+	}
+	// The failure ratio: good = total − bad. den is parsed again so that
+	// the two rules share no nodes.
+	again, err := o.SLI.Raw.Expr(Bucket, nil)
+	if err != nil {
+		return nil
+	}
+	for {
+		p, ok := again.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		again = p.Expr
+	}
+	return &rawEvents{good: binary(parser.SUB, &parser.ParenExpr{Expr: again.(*parser.BinaryExpr).RHS}, num), total: den}
+}
+
+type rawEvents struct{ good, total parser.Expr }
+
+// windowedRatio reports whether e is a ratio of two additive sides over w.
+func windowedRatio(e parser.Expr, w time.Duration) bool {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		e = p.Expr
+	}
+	div, ok := e.(*parser.BinaryExpr)
+	return ok && div.Op == parser.DIV && additive(div.LHS, w) && additive(div.RHS, w)
+}
+
+// additive reports whether e is sum(rate|increase(selector[w])), possibly
+// in parentheses, with or without sum, and without an @ modifier.
+func additive(e parser.Expr, w time.Duration) bool {
+	switch n := e.(type) {
+	case *parser.ParenExpr:
+		return additive(n.Expr, w)
+	case *parser.AggregateExpr:
+		return n.Op == parser.SUM && additive(n.Expr, w)
+	case *parser.Call:
+		if n.Func.Name != "rate" && n.Func.Name != "increase" || len(n.Args) != 1 {
+			return false
+		}
+		m, ok := n.Args[0].(*parser.MatrixSelector)
+		if !ok || m.Range != w {
+			return false
+		}
+		vs, ok := m.VectorSelector.(*parser.VectorSelector)
+		return ok && vs.Timestamp == nil && vs.StartOrEnd == 0
+	}
+	return false
 }
 
 // bucketRange is the range that sums the buckets of window w: w less a
