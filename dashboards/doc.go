@@ -38,9 +38,10 @@
 //
 //	slo:sli_good:increase5m              the good events of the last 5m
 //	slo:sli_total:increase5m             all events of the last 5m (event
-//	                                     SLIs only: the SLI's good query, or
-//	                                     total − bad, and its total query,
-//	                                     over 5m; for a templated query that
+//	                                     SLIs and raw ratios of sums, below:
+//	                                     the SLI's good query, or total −
+//	                                     bad, and its total query, over 5m;
+//	                                     for a templated query that
 //	                                     returns a per-second rate the buckets
 //	                                     are rates: only their ratio means
 //	                                     anything, and it is the SLI's)
@@ -74,10 +75,17 @@
 // instead would count each event five times and blur both ends of the
 // window over 5m; the ratio would cancel the five, not the blur.
 //
-// Raw SLIs (a ratio measured directly) have no event counts to sum, and an
-// average of their 5m ratios would not be their ratio: their windows stay
-// the SLI's own expression, the long ones evaluated every 5m in the slow
-// group.
+// A raw SLI (a ratio measured directly) that is a ratio of two sums of
+// rate() or increase() over {{.window}}, Sloth's usual raw form,
+//
+//	sum(rate(errors_total[{{.window}}])) / sum(rate(requests_total[{{.window}}]))
+//
+// is a ratio of events under another name: its two sides add up over
+// time, so it gets buckets (its numerator and denominator over 5m) like an
+// event SLI. Any other raw SLI (an average, a quantile, a share of time
+// slices) has no events to sum, and an average of its 5m ratios would not
+// be its ratio: its windows stay its own expression, the long ones
+// evaluated every 5m in the slow group.
 //
 // # Cost
 //
@@ -86,7 +94,13 @@
 // series at every evaluation, one group per objective), in the same run.
 // An SLO-period window read 43,200 raw samples of each series every
 // minute (30d at a 1m scrape); it now reads 8,640 buckets of each of two
-// series every five minutes.
+// series every five minutes. On this project's 2-core machine, one run:
+// the old rules cost 26.8 s of evaluation a minute (13,000 rules), the new
+// ones 2.26 s a minute (1.12 s of fast rules every minute, 5.69 s of slow
+// rules every 5m; 15,000 rules): 11.8× less. Runs vary by ±30 % with the
+// machine's load (the benchmark says how each figure was taken); what is
+// left is mostly the per-rule cost of the 5m, 30m and 1h windows and the
+// page alert, evaluated every minute as before.
 //
 // # Accuracy
 //
