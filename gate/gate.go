@@ -287,12 +287,15 @@ type Engine struct {
 	// evaluation caches its answer only if no invalidation happened
 	// since it began, and asks after an invalidation never join a flight
 	// that began before it.
-	gens    map[string]uint64
-	evals   func()
-	logger  *slog.Logger
-	answers *prometheus.CounterVec
-	dryRuns *prometheus.CounterVec
-	limit   *evalLimit // limit.go
+	gens  map[string]uint64
+	evals func()
+	// beforeJoin, when set, runs between an ask's cache miss and its
+	// joining a flight (tests only: the window of the race it closes).
+	beforeJoin func()
+	logger     *slog.Logger
+	answers    *prometheus.CounterVec
+	dryRuns    *prometheus.CounterVec
+	limit      *evalLimit // limit.go
 	// fixedSample selects the fixed-sample rules the canary and
 	// verification checks used before the anytime-valid tests (tests and
 	// the decision-quality benchmark only).
@@ -302,6 +305,7 @@ type Engine struct {
 type cached struct {
 	answer  Answer
 	expires time.Time
+	gen     uint64 // the generation of the evaluation that made it
 }
 
 // New checks cfg and returns an Engine.
@@ -365,20 +369,22 @@ func (e *Engine) Evaluate(ctx context.Context, req Request) (Answer, error) {
 	}
 	gen := e.generation(req.Service, req.Environment)
 	key := req.key()
-	if e.cfg.CacheTTL > 0 {
-		e.mu.Lock()
-		c, ok := e.cache[key]
-		e.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			a := c.answer
-			a.Cached = true
-			return a, nil
-		}
+	if a, ok := e.cached(key, gen, now); ok {
+		return a, nil
+	}
+	if e.beforeJoin != nil {
+		e.beforeJoin()
 	}
 	// The generation is part of the flight's key: an ask made after an
 	// invalidation (a deploy, an override revoked) never joins a flight
 	// that read the world before it.
 	ch := e.group.DoChan(fmt.Sprintf("%s\x00%d", key, gen), func() (any, error) {
+		// An identical flight may have ended, its answer cached, between
+		// this ask's miss above and now: that answer, not a second
+		// evaluation.
+		if a, ok := e.cached(key, gen, e.cfg.Clock()); ok {
+			return a, nil
+		}
 		return e.fresh(ctx, req, gen)
 	})
 	select {
@@ -448,11 +454,28 @@ func (e *Engine) fresh(ctx context.Context, req Request, gen uint64) (Answer, er
 					delete(e.cache, k)
 				}
 			}
-			e.cache[req.key()] = cached{answer: a, expires: now.Add(e.cfg.CacheTTL)}
+			e.cache[req.key()] = cached{answer: a, expires: now.Add(e.cfg.CacheTTL), gen: gen}
 		}
 		e.mu.Unlock()
 	}
 	return a, nil
+}
+
+// cached is the answer cached for key, if it is still fresh at now and was
+// cached in generation gen or later.
+func (e *Engine) cached(key string, gen uint64, now time.Time) (Answer, bool) {
+	if e.cfg.CacheTTL <= 0 {
+		return Answer{}, false
+	}
+	e.mu.Lock()
+	c, ok := e.cache[key]
+	e.mu.Unlock()
+	if !ok || !now.Before(c.expires) || c.gen < gen {
+		return Answer{}, false
+	}
+	a := c.answer
+	a.Cached = true
+	return a, true
 }
 
 func genKey(service, env string) string { return service + "\x00" + env }

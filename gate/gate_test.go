@@ -324,6 +324,62 @@ func TestIdenticalConcurrentAsksAreEvaluatedOnce(t *testing.T) {
 	}
 }
 
+// An ask that misses the cache while an identical evaluation runs, and
+// reaches the flight only after that evaluation ended (its answer cached,
+// its flight gone), takes the cached answer: a second evaluation is not
+// started. Seen under load as 2 evaluations for 100 identical asks.
+func TestAnAskThatMissedTheCacheJustBeforeItWasFilledTakesTheAnswer(t *testing.T) {
+	src := &heldSource{traffic: traffic{versions: map[string]vt{"v1": {10, 0.0002}}}, entered: make(chan struct{}), release: make(chan struct{})}
+	m, err := NewMeasurer(src, MeasurerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := set(nil)
+	e, err := New(Config{Measurer: m, SLOs: func() *slo.Set { return s }, CacheTTL: time.Hour, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evals atomic.Int64
+	e.OnEvaluate(func() { evals.Add(1) })
+	missed, proceed := make(chan struct{}), make(chan struct{})
+	var joins atomic.Int64
+	e.beforeJoin = func() {
+		if joins.Add(1) == 2 { // the second ask, after its cache miss
+			close(missed)
+			<-proceed
+		}
+	}
+	req := Request{Service: "checkout", Environment: "production"}
+	first := make(chan Answer, 1)
+	go func() {
+		a, err := e.Evaluate(context.Background(), req)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- a
+	}()
+	<-src.entered // the first ask's evaluation is in the source
+	second := make(chan Answer, 1)
+	go func() {
+		a, err := e.Evaluate(context.Background(), req)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- a
+	}()
+	<-missed // the second ask missed the cache
+	close(src.release)
+	a1 := <-first // the first evaluation ended: cached, its flight gone
+	close(proceed)
+	a2 := <-second
+	if n := evals.Load(); n != 1 {
+		t.Errorf("%d evaluations, want 1", n)
+	}
+	if a2.EvaluationID != a1.EvaluationID || !a2.Cached {
+		t.Errorf("the second ask got %s (cached %v), want the first's %s from the cache", a2.EvaluationID, a2.Cached, a1.EvaluationID)
+	}
+}
+
 func TestAnswersAreCachedForTheTTL(t *testing.T) {
 	src := &traffic{versions: map[string]vt{"v1": {10, 0.0002}}}
 	clock := now
