@@ -464,14 +464,7 @@ func (o objective) rawEvents() *rawEvents {
 	if err != nil {
 		return nil
 	}
-	for {
-		p, ok := e.(*parser.ParenExpr)
-		if !ok {
-			break
-		}
-		e = p.Expr
-	}
-	div, ok := e.(*parser.BinaryExpr)
+	div, ok := unparen(e).(*parser.BinaryExpr)
 	if !ok || div.Op != parser.DIV || div.ReturnBool || !additive(div.LHS, Bucket) || !additive(div.RHS, Bucket) {
 		return nil
 	}
@@ -489,28 +482,25 @@ func (o objective) rawEvents() *rawEvents {
 	if err != nil {
 		return nil
 	}
+	return &rawEvents{good: binary(parser.SUB, &parser.ParenExpr{Expr: unparen(again).(*parser.BinaryExpr).RHS}, num), total: den}
+}
+
+// unparen is e without the parentheses around it.
+func unparen(e parser.Expr) parser.Expr {
 	for {
-		p, ok := again.(*parser.ParenExpr)
+		p, ok := e.(*parser.ParenExpr)
 		if !ok {
-			break
+			return e
 		}
-		again = p.Expr
+		e = p.Expr
 	}
-	return &rawEvents{good: binary(parser.SUB, &parser.ParenExpr{Expr: again.(*parser.BinaryExpr).RHS}, num), total: den}
 }
 
 type rawEvents struct{ good, total parser.Expr }
 
 // windowedRatio reports whether e is a ratio of two additive sides over w.
 func windowedRatio(e parser.Expr, w time.Duration) bool {
-	for {
-		p, ok := e.(*parser.ParenExpr)
-		if !ok {
-			break
-		}
-		e = p.Expr
-	}
-	div, ok := e.(*parser.BinaryExpr)
+	div, ok := unparen(e).(*parser.BinaryExpr)
 	return ok && div.Op == parser.DIV && additive(div.LHS, w) && additive(div.RHS, w)
 }
 
