@@ -250,16 +250,25 @@ func Messages(e Event, notifiers ...Notifier) ([]slogate.OutboxMessage, error) {
 	return out, nil
 }
 
-// Send enqueues the messages of events and wakes the delivery: for events
-// with no transaction of their own (the Tracker's alerts).
-func (d *Dispatcher) Send(ctx context.Context, events ...Event) error {
+// MessagesOf is Messages for several events, in their order.
+func (d *Dispatcher) MessagesOf(events ...Event) ([]slogate.OutboxMessage, error) {
 	var msgs []slogate.OutboxMessage
 	for _, e := range events {
 		m, err := d.Messages(e)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		msgs = append(msgs, m...)
+	}
+	return msgs, nil
+}
+
+// Send enqueues the messages of events and wakes the delivery: for events
+// with no transaction of their own (the Tracker's alerts).
+func (d *Dispatcher) Send(ctx context.Context, events ...Event) error {
+	msgs, err := d.MessagesOf(events...)
+	if err != nil {
+		return err
 	}
 	if len(msgs) == 0 {
 		return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/slogate/slogate"
 	"github.com/slogate/slogate/alerting"
 	"github.com/slogate/slogate/store"
 )
@@ -17,13 +16,9 @@ import (
 // next leader neither fires a delivered trigger again nor misses one.
 func Commit(st store.AuditedEnqueuer, d *alerting.Dispatcher) func(context.Context, []alerting.Event, map[string]alerting.State) error {
 	return func(ctx context.Context, events []alerting.Event, states map[string]alerting.State) error {
-		var msgs []slogate.OutboxMessage
-		for _, e := range events {
-			m, err := d.Messages(e)
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, m...)
+		msgs, err := d.MessagesOf(events...)
+		if err != nil {
+			return err
 		}
 		keys := make([]string, 0, len(states))
 		for k := range states {
