@@ -394,10 +394,7 @@ func (n *Notifier) failure(name string, resp *http.Response, raw []byte) error {
 			}
 		}
 	} else {
-		msg = strings.TrimSpace(string(raw))
-		if len(msg) > 200 {
-			msg = strings.ToValidUTF8(msg[:200], "") + "…"
-		}
+		msg = alerting.Excerpt(string(raw), n.token)
 	}
 	msg = strings.ReplaceAll(msg, n.token, "[token]")
 	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
@@ -414,13 +411,8 @@ func (n *Notifier) failure(name string, resp *http.Response, raw []byte) error {
 // message naming a secondary rate limit, one minute.
 func (n *Notifier) rateLimit(resp *http.Response, msg string) (time.Time, string, bool) {
 	now := n.now()
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if secs, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && secs >= 0 {
-			return now.Add(time.Duration(secs) * time.Second), "retry-after", true
-		}
-		if t, err := http.ParseTime(s); err == nil {
-			return t, "retry-after", true
-		}
+	if t, ok := alerting.RetryAfter(resp.Header, now); ok {
+		return t, "retry-after", true
 	}
 	if resp.Header.Get("X-RateLimit-Remaining") == "0" {
 		if reset, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {

@@ -319,14 +319,11 @@ func (a *App) failure(name string, resp *http.Response, raw []byte, bearer strin
 	var ans struct {
 		Message string `json:"message"`
 	}
-	msg := strings.TrimSpace(string(raw))
+	msg := string(raw)
 	if json.Unmarshal(raw, &ans) == nil && ans.Message != "" {
 		msg = ans.Message
 	}
-	if len(msg) > 200 {
-		msg = strings.ToValidUTF8(msg[:200], "") + "…"
-	}
-	msg = strings.ReplaceAll(msg, bearer, "[token]")
+	msg = alerting.Excerpt(msg, bearer)
 	e := &StatusError{Call: name, Status: resp.StatusCode, Message: msg}
 	switch {
 	case resp.StatusCode >= 500, resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusTooManyRequests:
@@ -335,10 +332,8 @@ func (a *App) failure(name string, resp *http.Response, raw []byte, bearer strin
 		e.retry = true
 	}
 	if e.retry {
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if secs, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && secs >= 0 {
-				e.until = a.now().Add(time.Duration(secs) * time.Second)
-			}
+		if t, ok := alerting.RetryAfter(resp.Header, a.now()); ok {
+			e.until = t
 		} else if reset, err := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil && resp.Header.Get("X-RateLimit-Remaining") == "0" {
 			e.until = time.Unix(reset, 0)
 		}

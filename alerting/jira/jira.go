@@ -28,7 +28,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -395,22 +394,15 @@ func (n *Notifier) failure(name string, resp *http.Response, raw []byte) error {
 			parts = append(parts, k+": "+ans.Errors[k])
 		}
 	} else if s := strings.TrimSpace(string(raw)); s != "" {
-		if len(s) > 200 {
-			s = strings.ToValidUTF8(s[:200], "") + "…"
-		}
-		parts = append(parts, s)
+		parts = append(parts, alerting.Excerpt(s, n.secret))
 	}
 	msg := strings.ReplaceAll(strings.Join(parts, "; "), n.secret, "[token]")
 	e := &Error{Call: name, Status: resp.StatusCode, Message: msg}
 	code := resp.StatusCode
 	e.retry = code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
 	if e.retry {
-		if s := strings.TrimSpace(resp.Header.Get("Retry-After")); s != "" {
-			if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
-				e.until = n.now().Add(time.Duration(secs) * time.Second)
-			} else if t, err := http.ParseTime(s); err == nil {
-				e.until = t
-			}
+		if t, ok := alerting.RetryAfter(resp.Header, n.now()); ok {
+			e.until = t
 		} else if code == http.StatusTooManyRequests {
 			e.until = n.now().Add(defaultWait)
 		}
