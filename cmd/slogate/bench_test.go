@@ -44,21 +44,19 @@ const (
 
 var benchAt = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
-func benchSampleTimes() []time.Time {
+// benchData is the fleet's series (100 services, each with a request
+// counter by code and a latency histogram, rates and error ratios varying
+// by service) with samples up to end: hourly from end − 31d, then every
+// minute for the last hour.
+func benchData(end time.Time) string {
 	var ts []time.Time
-	start := benchAt.Add(-31 * slo.Day)
-	for t := start; t.Before(benchAt.Add(-time.Hour)); t = t.Add(time.Hour) {
+	start := end.Add(-31 * slo.Day)
+	for t := start; t.Before(end.Add(-time.Hour)); t = t.Add(time.Hour) {
 		ts = append(ts, t)
 	}
-	for t := benchAt.Add(-time.Hour); !t.After(benchAt); t = t.Add(time.Minute) {
+	for t := end.Add(-time.Hour); !t.After(end); t = t.Add(time.Minute) {
 		ts = append(ts, t)
 	}
-	return ts
-}
-
-func benchData() string {
-	ts := benchSampleTimes()
-	start := ts[0]
 	steady := func(name string, labels map[string]string, rate float64) testenv.Series {
 		s := testenv.Series{Name: name, Labels: labels}
 		for _, t := range ts {
@@ -282,7 +280,7 @@ func countingProxy(b *testing.B, target string) (string, *atomic.Int64) {
 //
 //	go test -run '^$' -bench Budget1000 ./cmd/slogate/
 func BenchmarkBudget1000SLOs(b *testing.B) {
-	p := testenv.StartPrometheus(b, benchData())
+	p := testenv.StartPrometheus(b, benchData(benchAt))
 	proxyURL, queries := countingProxy(b, p.URL)
 	dir := b.TempDir()
 	writeBenchSLOs(b, dir)

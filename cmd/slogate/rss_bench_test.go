@@ -136,7 +136,7 @@ log: {level: warn}
 //	SLOGATE_BASELINE_REV=baaf78c go test -run '^$' -bench RSSAfterRun -benchtime 1x -timeout 60m ./cmd/slogate/
 func BenchmarkRSSAfterRun(b *testing.B) {
 	end := time.Now().UTC().Truncate(time.Minute)
-	prom := testenv.StartPrometheus(b, scaleData(end))
+	prom := testenv.StartPrometheus(b, benchData(end))
 	bins := b.TempDir()
 	cur, old := filepath.Join(bins, "slogate"), filepath.Join(bins, "slogate-main")
 	buildSlogate(b, "", cur)

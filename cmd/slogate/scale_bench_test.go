@@ -29,41 +29,6 @@ import (
 // prometheus_engine_query_duration_seconds_count{slice="inner_eval"} (one
 // per query evaluated, Prometheus 2.42) and process_cpu_seconds_total.
 
-// scaleData is benchData's fleet with samples up to end: hourly from
-// end − 31d, then every minute for the last hour.
-func scaleData(end time.Time) string {
-	var ts []time.Time
-	start := end.Add(-31 * slo.Day)
-	for t := start; t.Before(end.Add(-time.Hour)); t = t.Add(time.Hour) {
-		ts = append(ts, t)
-	}
-	for t := end.Add(-time.Hour); !t.After(end); t = t.Add(time.Minute) {
-		ts = append(ts, t)
-	}
-	steady := func(name string, labels map[string]string, rate float64) testenv.Series {
-		s := testenv.Series{Name: name, Labels: labels}
-		for _, t := range ts {
-			s.Samples = append(s.Samples, testenv.Sample{T: t, V: rate * t.Sub(start).Seconds()})
-		}
-		return s
-	}
-	var om testenv.OpenMetrics
-	for i := range benchServices {
-		svc := fmt.Sprintf("svc-%03d", i)
-		rate := float64(1 + i%7)
-		errRatio := 0.0001 * float64(1+i%10)
-		om.Counter("bench_requests",
-			steady("bench_requests_total", map[string]string{"service": svc, "code": "200"}, rate*(1-errRatio)),
-			steady("bench_requests_total", map[string]string{"service": svc, "code": "500"}, rate*errRatio))
-		om.Histogram("bench_request_duration_seconds",
-			steady("bench_request_duration_seconds_bucket", map[string]string{"service": svc, "le": "0.3"}, rate*0.995),
-			steady("bench_request_duration_seconds_bucket", map[string]string{"service": svc, "le": "+Inf"}, rate),
-			steady("bench_request_duration_seconds_count", map[string]string{"service": svc}, rate),
-			steady("bench_request_duration_seconds_sum", map[string]string{"service": svc}, rate*0.1))
-	}
-	return om.String()
-}
-
 // writeScaleSLOs writes copies × 1,000 SLOs: copy k of a service's 10 SLOs
 // is named svc-NNN-cK and reads the same series.
 func writeScaleSLOs(tb testing.TB, dir string, copies int) {
@@ -224,7 +189,7 @@ func sameFresh(b *testing.B, old, cur []slo.Status) {
 //	go test -run '^$' -bench ScheduledRun -benchtime 1x ./cmd/slogate/
 func BenchmarkScheduledRun1000SLOs(b *testing.B) {
 	end := time.Now().UTC().Truncate(time.Minute)
-	p := testenv.StartPrometheus(b, scaleData(end))
+	p := testenv.StartPrometheus(b, benchData(end))
 	dir := b.TempDir()
 	writeScaleSLOs(b, dir, 1)
 	set, err := slo.Load(dir)
